@@ -1,0 +1,222 @@
+"""The three input row formats, and turning chunks of lines into typed rows or rejections.
+
+Every line is either loaded or rejected with a reason (docs/decisions.md). The common case
+is handled in bulk: one anchored regular expression per format recognises lines that are
+certainly well formed, and Arrow's CSV reader converts all of those at C speed. The few
+lines the expression does not accept go through :func:`parse_line`, the plain-Python,
+rule-by-rule reading of the contract, which either parses them (a well-formed line the
+fast path is too strict for, e.g. a property value containing a lone ``\\r``) or says why
+the line is rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from .lines import LineChunk, strip_line_end
+
+INT_PATTERN = r"-?[0-9]{1,18}(?:\.0+)?"
+_INT_RE = re.compile(INT_PATTERN + r"\Z")
+
+EVENT_TYPES = ("view", "addtocart", "transaction")
+EVENT_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
+
+# Column kinds: how one field is checked and converted.
+INT = "int"  # required integer
+OPT_INT = "opt_int"  # empty (NULL) or integer
+EVENT = "event"  # one of EVENT_TYPES, stored as its int8 code
+TEXT = "text"  # anything without a comma
+
+
+@dataclass(frozen=True)
+class RowFormat:
+    name: str
+    header: str
+    kinds: tuple[str, ...]
+    fast_pattern: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.header.split(","))
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        types = {INT: pa.int64(), OPT_INT: pa.int64(), EVENT: pa.int8(), TEXT: pa.string()}
+        fields = [pa.field("line", pa.int64())]
+        fields += [pa.field(c, types[k]) for c, k in zip(self.columns, self.kinds)]
+        return pa.schema(fields)
+
+
+def _fast(*fields: str) -> str:
+    return "^" + ",".join(fields) + r"\r?\n$"
+
+
+_I = INT_PATTERN
+_T = r"[^,\r\n]*"
+
+EVENTS = RowFormat(
+    name="events",
+    header="timestamp,visitorid,event,itemid,transactionid",
+    kinds=(INT, INT, EVENT, INT, OPT_INT),
+    fast_pattern=_fast(_I, _I, f"(?:(?:view|addtocart),{_I},(?:{_I})?|transaction,{_I},{_I})"),
+)
+ITEM_PROPERTIES = RowFormat(
+    name="item_properties",
+    header="timestamp,itemid,property,value",
+    kinds=(INT, INT, TEXT, TEXT),
+    fast_pattern=_fast(_I, _I, _T, _T),
+)
+CATEGORY_TREE = RowFormat(
+    name="category_tree",
+    header="categoryid,parentid",
+    kinds=(INT, OPT_INT),
+    fast_pattern=_fast(_I, f"(?:{_I})?"),
+)
+
+
+def parse_int(text: str) -> int | None:
+    """The integer a field holds under the contract's definition, or None if it holds none."""
+    if not _INT_RE.match(text):
+        return None
+    return int(text.split(".", 1)[0])
+
+
+def parse_line(fmt: RowFormat, text: str) -> tuple | str:
+    """Read one line (without its line end) the slow, literal way.
+
+    Returns the tuple of converted values, or the rejection reason.
+    """
+    if text == "":
+        return "blank line"
+    fields = text.split(",")
+    if len(fields) != len(fmt.kinds):
+        return f"wrong number of fields: expected {len(fmt.kinds)}, got {len(fields)}"
+    values: list = []
+    for column, kind, field in zip(fmt.columns, fmt.kinds, fields):
+        if kind == TEXT:
+            values.append(field)
+        elif kind == EVENT:
+            if field not in EVENT_CODES:
+                return "unknown event type"
+            values.append(EVENT_CODES[field])
+        elif kind == OPT_INT and field == "":
+            if column == "transactionid" and values[2] == EVENT_CODES["transaction"]:
+                return "transaction without transactionid"
+            values.append(None)
+        else:
+            number = parse_int(field)
+            if number is None:
+                return f"{column} is not an integer"
+            values.append(number)
+    return tuple(values)
+
+
+@dataclass
+class ParsedChunk:
+    rows: pa.Table  # arrow_schema of the format, in line order
+    rejected: list[tuple[int, str, str]]  # (line_number, reason, raw)
+
+
+def _to_int64(column: pa.Array, *, optional: bool) -> pa.Array:
+    if optional:
+        column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    if pc.any(pc.match_substring(column, ".")).as_py():
+        column = pc.replace_substring_regex(column, r"\.0+$", "")
+    return pc.cast(column, pa.int64())
+
+
+def _convert(fmt: RowFormat, raw_columns: list[pa.Array], line_numbers: np.ndarray) -> pa.Table:
+    arrays = [pa.array(line_numbers, pa.int64())]
+    for kind, column in zip(fmt.kinds, raw_columns):
+        if kind in (INT, OPT_INT):
+            arrays.append(_to_int64(column, optional=kind == OPT_INT))
+        elif kind == EVENT:
+            codes = pc.index_in(column, value_set=pa.array(EVENT_TYPES))
+            arrays.append(pc.cast(codes, pa.int8()))
+        else:
+            arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=fmt.arrow_schema)
+
+
+def _read_csv_buffer(fmt: RowFormat, buffer: pa.Buffer) -> list[pa.Array]:
+    names = list(fmt.columns)
+    table = pacsv.read_csv(
+        pa.BufferReader(buffer),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
+        parse_options=pacsv.ParseOptions(
+            delimiter=",", quote_char=False, double_quote=False, escape_char=False,
+            newlines_in_values=False, ignore_empty_lines=False,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=False, quoted_strings_can_be_null=False, check_utf8=False,
+        ),
+    )
+    return [table.column(n).combine_chunks() for n in names]
+
+
+def _contiguous_data(lines: pa.LargeBinaryArray) -> pa.Buffer:
+    """The bytes of all the lines of ``lines``, which are stored back to back."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
+    return lines.buffers()[2][offsets[0]: offsets[-1]]
+
+
+def _undecodable(lines: pa.LargeBinaryArray) -> np.ndarray:
+    """Boolean mask of the lines that are not valid UTF-8."""
+    try:
+        lines.cast(pa.large_string())
+        return np.zeros(len(lines), dtype=bool)
+    except pa.ArrowInvalid:
+        mask = np.zeros(len(lines), dtype=bool)
+        for i, line in enumerate(lines.to_pylist()):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                mask[i] = True
+        return mask
+
+
+def parse_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk:
+    """Convert a chunk of lines: typed rows for the readable ones, reasons for the others."""
+    lines = chunk.lines
+    n = len(lines)
+    fast_ok = pc.match_substring_regex(lines, fmt.fast_pattern).to_numpy(zero_copy_only=False)
+    undecodable = _undecodable(lines) if not fast_ok.all() else np.zeros(n, dtype=bool)
+    fast_ok &= ~undecodable
+    line_numbers = np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64)
+
+    if fast_ok.all():
+        accepted = lines
+    else:
+        accepted = lines.filter(pa.array(fast_ok))
+    if len(accepted):
+        rows = _convert(fmt, _read_csv_buffer(fmt, _contiguous_data(accepted)), line_numbers[fast_ok])
+    else:
+        rows = fmt.arrow_schema.empty_table()
+
+    rejected: list[tuple[int, str, str]] = []
+    slow_rows: list[tuple] = []
+    for index in np.flatnonzero(~fast_ok):
+        raw_bytes = strip_line_end(lines[int(index)].as_py())
+        number = int(line_numbers[index])
+        if undecodable[index]:
+            rejected.append((number, "undecodable bytes", raw_bytes.decode("utf-8", "replace")))
+            continue
+        text = raw_bytes.decode("utf-8")
+        result = parse_line(fmt, text)
+        if isinstance(result, str):
+            rejected.append((number, result, text))
+        else:
+            slow_rows.append((number, *result))
+    if slow_rows:
+        extra = pa.Table.from_pylist(
+            [dict(zip(fmt.arrow_schema.names, row)) for row in slow_rows], schema=fmt.arrow_schema
+        )
+        rows = pa.concat_tables([rows, extra]).sort_by("line")
+    return ParsedChunk(rows, rejected)

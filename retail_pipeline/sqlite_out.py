@@ -1,0 +1,133 @@
+"""Writing the published SQLite database.
+
+Each table is first written to its own SQLite file (so big tables can be written in
+parallel, by separate tasks). Publishing then assembles the database in a temporary
+file beside the target: it starts from a copy of the largest part (a file copy is far
+cheaper than re-inserting 13 M rows), copies the other tables in with
+``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds indexes, runs ``ANALYZE``,
+switches to rollback-journal mode and renames the file over the target. The target
+path therefore only ever holds a complete database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import sqlite_utils
+
+from .schema import BUILD_INFO_TABLE, EVENTS_VIEW_SQL, TABLES, TableSchema
+
+BATCH_ROWS = 200_000
+
+
+def _fast_connection(path: str | os.PathLike) -> sqlite3.Connection:
+    conn = sqlite3.connect(os.fspath(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-262144")  # 256 MB
+    return conn
+
+
+def write_table(table: pa.Table, schema: TableSchema, path: str | os.PathLike) -> int:
+    """Write ``table`` as the only table of a new SQLite file at ``path``; return the row count.
+
+    The columns are taken by the schema's names, in its order. ``path`` must not exist (the
+    caller passes a temporary path and renames it when this returns).
+    """
+    if os.path.exists(path):
+        os.remove(path)
+    conn = _fast_connection(path)
+    try:
+        conn.execute(schema.create_sql())
+        columns = table.select(list(schema.column_names))
+        insert = f"INSERT INTO [{schema.name}] VALUES ({', '.join('?' * len(schema.columns))})"
+        conn.execute("BEGIN")
+        for batch in columns.to_batches(max_chunksize=BATCH_ROWS):
+            conn.executemany(insert, zip(*(batch.column(i).to_pylist() for i in range(batch.num_columns))))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return table.num_rows
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_database(parts: dict[str, str | os.PathLike], database: str | os.PathLike, build_info: dict) -> None:
+    """Assemble the part files into ``database``, replacing it atomically.
+
+    ``parts`` maps every table of ``schema.TABLES`` to the SQLite file holding it.
+    """
+    missing = set(TABLES) - set(parts)
+    if missing:
+        raise ValueError(f"no part file for tables: {sorted(missing)}")
+    database = Path(database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    temporary = database.with_name(f".{database.name}.building-{os.getpid()}")
+    base_table = max(parts, key=lambda name: os.path.getsize(parts[name]))
+    shutil.copyfile(parts[base_table], temporary)
+    try:
+        conn = _fast_connection(temporary)
+        db = sqlite_utils.Database(conn)
+        for name, part in parts.items():
+            if name == base_table:
+                continue
+            conn.execute("ATTACH DATABASE ? AS part", (os.fspath(part),))
+            conn.execute("BEGIN")
+            conn.execute(TABLES[name].create_sql())
+            conn.execute(f"INSERT INTO main.[{name}] SELECT * FROM part.[{name}]")
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE part")
+        conn.execute("BEGIN")
+        for schema in TABLES.values():
+            for sql in schema.index_sql():
+                conn.execute(sql)
+        conn.execute(EVENTS_VIEW_SQL)
+        conn.execute("COMMIT")
+        db[BUILD_INFO_TABLE].insert_all(
+            [{"key": k, "value": v if isinstance(v, str) else json.dumps(v)} for k, v in build_info.items()],
+            pk="key",
+        )
+        conn.execute("ANALYZE")
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.close()
+        _fsync(temporary)
+        os.replace(temporary, database)
+        _fsync(database.parent)
+    except BaseException:
+        if temporary.exists():
+            temporary.unlink()
+        raise
+
+
+def read_build_info(database: str | os.PathLike) -> dict[str, str] | None:
+    """The ``_build_info`` key/values of a published database, or None if there is none."""
+    if not os.path.isfile(database):
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{os.fspath(database)}?mode=ro", uri=True)
+        try:
+            return dict(conn.execute(f"SELECT key, value FROM [{BUILD_INFO_TABLE}]").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def table_counts(database: str | os.PathLike) -> dict[str, int]:
+    """Row counts of the published tables."""
+    db = sqlite_utils.Database(database)
+    try:
+        return {name: db[name].count for name in TABLES}
+    finally:
+        db.close()

@@ -1,0 +1,117 @@
+"""One function per pipeline stage: what a Luigi task's ``run()`` calls.
+
+Each takes input paths or tables and returns tables (and small stats dicts); none knows
+about Luigi or where its results are stored.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .categories import build_category_tree, first_rows
+from .errors import InputError
+from .events import drop_duplicate_events
+from .inputs import duplicate_inputs
+from .lines import read_header_and_chunks, strip_line_end
+from .load import REJECTED_SCHEMA, load_file
+from .properties import concat_in_input_order, latest_item_properties, point_in_time_snapshots
+from .quality import data_quality
+from .records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES
+
+
+def _one_input(paths: tuple[str, ...]) -> str:
+    for first, second in duplicate_inputs(tuple(paths)):
+        raise InputError(f"{second}: the same input is also given as {first}; keep only one of them")
+    (path,) = paths
+    return path
+
+
+def load_events(paths: tuple[str, ...]) -> tuple[pa.Table, pa.Table, dict]:
+    """Clean events (de-duplicated, loader schema), their rejections, and counts."""
+    loaded = load_file(EVENTS, _one_input(paths))
+    events, dropped = drop_duplicate_events(loaded.rows)
+    stats = {
+        "files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}},
+        "duplicates_dropped": dropped,
+    }
+    return events, loaded.rejected, stats
+
+
+def load_item_properties(paths: tuple[str, ...]) -> tuple[pa.Table, pa.Table, pa.Table, dict]:
+    """The latest-value table, the point-in-time snapshots, rejections and counts."""
+    for first, second in duplicate_inputs(tuple(paths)):
+        raise InputError(f"{second}: the same input is also given as {first}; keep only one of them")
+    loaded = [load_file(ITEM_PROPERTIES, path) for path in paths]
+    rows = concat_in_input_order([f.rows for f in loaded])
+    stats = {
+        "files": {f.source_file: {"data_lines": f.data_lines, "rejected": f.rejected.num_rows} for f in loaded},
+    }
+    rejected = pa.concat_tables([f.rejected for f in loaded])
+    return latest_item_properties(rows), point_in_time_snapshots(rows), rejected, stats
+
+
+def load_category_tree(paths: tuple[str, ...]) -> tuple[pa.Table, pa.Table, dict]:
+    """The category tree with roots and depths, rejections (repeated ids included) and counts."""
+    path = _one_input(paths)
+    loaded = load_file(CATEGORY_TREE, path)
+    unique, repeat_lines = first_rows(loaded.rows)
+    tree = build_category_tree(unique)
+    raw_by_line = _raw_lines(path, repeat_lines)
+    repeats = pa.Table.from_arrays(
+        [
+            pa.array([loaded.source_file] * len(repeat_lines), pa.string()),
+            pa.array(repeat_lines, pa.int64()),
+            pa.array(["duplicate categoryid"] * len(repeat_lines), pa.string()),
+            pa.array(raw_by_line, pa.string()),
+        ],
+        schema=REJECTED_SCHEMA,
+    )
+    rejected = pa.concat_tables([loaded.rejected, repeats]).sort_by([("line_number", "ascending")])
+    stats = {"files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": rejected.num_rows}}}
+    return tree, rejected, stats
+
+
+def _raw_lines(path: str, wanted: list[int]) -> list[str]:
+    """The text of the given data lines of a file (line ends removed)."""
+    wanted_set = set(wanted)
+    found: dict[int, str] = {}
+    _, chunks = read_header_and_chunks(path)
+    for chunk in chunks:
+        last = chunk.first_line + len(chunk.lines) - 1
+        for line in (n for n in wanted_set if chunk.first_line <= n <= last):
+            found[line] = strip_line_end(chunk.lines[line - chunk.first_line].as_py()).decode("utf-8", "replace")
+    return [found[line] for line in wanted]
+
+
+def rejected_rows(tables: list[pa.Table]) -> pa.Table:
+    if not tables:
+        return REJECTED_SCHEMA.empty_table()
+    return pa.concat_tables([t.cast(REJECTED_SCHEMA) for t in tables])
+
+
+def quality_report(load_stats: list[dict], enriched: pa.Table) -> pa.Table:
+    files: dict[str, dict] = {}
+    duplicates = 0
+    for stats in load_stats:
+        files.update(stats["files"])
+        duplicates += stats.get("duplicates_dropped", 0)
+    return data_quality(
+        data_lines={name: f["data_lines"] for name, f in files.items()},
+        rejected_per_file={name: f["rejected"] for name, f in files.items()},
+        duplicates_dropped=duplicates,
+        events_published=enriched.num_rows,
+        events_without_categoryid=int(enriched.column("categoryid").null_count),
+    )
+
+
+def table_summary(counts: dict[str, int], rejected: int, database: str | os.PathLike) -> str:
+    width = max(len(name) for name in counts)
+    lines = ["Published tables:"]
+    lines += [f"  {name:<{width}}  {count:>12,}" for name, count in counts.items()]
+    lines.append(f"Rows rejected: {rejected:,} (see the rejected_rows table)")
+    lines.append(f"Database: {os.path.abspath(database)}")
+    lines.append(f"Browse it: datasette serve {os.fspath(database)}   (or: make serve)")
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""The Luigi task graph: ``luigi --module tasks RunAll``.
+
+Tasks are thin: parameters, ``requires()``, ``output()``, and a ``run()`` that calls one
+function of the ``retail_pipeline`` library.
+"""
+
+import sys
+
+import luigi
+
+from retail_pipeline.errors import InputError
+
+from .config import retail
+from .inputs import InputFile
+from .load import LoadCategoryTree, LoadEvents, LoadItemProperties
+from .publish import PublishDatabase, RunAll, WriteTablePart
+from .transform import DailyFunnel, DataQuality, EnrichEvents, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
+
+__all__ = [
+    "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadCategoryTree", "EnrichEvents",
+    "EventTypeCounts", "HourlyTrend", "Sessions", "DailyFunnel", "RejectedRows", "DataQuality",
+    "WriteTablePart", "PublishDatabase", "RunAll",
+]
+
+
+@luigi.Task.event_handler(luigi.Event.FAILURE)
+def _report_input_error(task, exception):
+    """Say what is wrong with the input in one line, after Luigi's traceback."""
+    if isinstance(exception, InputError):
+        print(f"ERROR: {exception}", file=sys.stderr, flush=True)
+
+
+@luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
+def _report_missing_input(task):
+    if isinstance(task, InputFile):
+        print(f"ERROR: {task.path}: input file not found", file=sys.stderr, flush=True)

@@ -1,0 +1,77 @@
+"""What every pipeline task shares: content-derived output names, so results stay fresh.
+
+A task's fingerprint hashes its identity (family and parameters), the pipeline's code, and
+the fingerprints of everything it requires, down to the input files' name, size and
+modification time. Output paths contain the fingerprint, so when an input file or the code
+changes, the affected tasks' outputs have new names, are missing, and are rebuilt; nothing
+has to be deleted by hand, and an unchanged re-run finds every output in place.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import luigi
+from luigi.task import flatten
+
+from .config import retail
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the pipeline's source: any change to a transform invalidates its results."""
+    digest = hashlib.sha256()
+    for package in ("retail_pipeline", "tasks"):
+        for source in sorted((PROJECT_ROOT / package).glob("*.py")):
+            digest.update(source.name.encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class RetailTask(luigi.Task):
+    """A pipeline task whose outputs live under ``[retail] work_dir``, named by fingerprint."""
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(self.task_id.encode())
+        digest.update(code_version().encode())
+        for dependency in flatten(self.requires()):
+            digest.update(dependency.fingerprint().encode())
+        return digest.hexdigest()[:20]
+
+    def work_target(self, name: str, suffix: str) -> luigi.LocalTarget:
+        folder = Path(retail().work_dir) / self.task_family
+        return luigi.LocalTarget(str(folder / f"{name}-{self.fingerprint()}.{suffix}"))
+
+
+def save_table(target: luigi.LocalTarget, table) -> None:
+    """Write a Parquet table through a temporary file renamed into place on success."""
+    from retail_pipeline import storage
+
+    target.makedirs()
+    with target.temporary_path() as temporary:
+        storage.write_table(table, temporary)
+
+
+def save_json(target: luigi.LocalTarget, document: dict) -> None:
+    from retail_pipeline import storage
+
+    target.makedirs()
+    with target.temporary_path() as temporary:
+        storage.write_json(document, temporary)
+
+
+def load_table(target: luigi.LocalTarget, columns=None):
+    from retail_pipeline import storage
+
+    return storage.read_table(target.path, columns=columns)
+
+
+def load_json(target: luigi.LocalTarget) -> dict:
+    from retail_pipeline import storage
+
+    return storage.read_json(target.path)

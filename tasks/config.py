@@ -1,0 +1,13 @@
+"""The ``[retail]`` settings: where the inputs are, where work goes, where the database is published.
+
+The class is named ``retail`` so its parameters are ``--retail-data-dir`` and so on on the
+command line, and ``[retail]`` in ``luigi.cfg``.
+"""
+
+import luigi
+
+
+class retail(luigi.Config):  # noqa: N801 - the name is the config section and CLI prefix
+    data_dir = luigi.Parameter(default="data/sample", description="directory of the input CSV files")
+    work_dir = luigi.Parameter(default="data/work", description="directory of intermediate files")
+    database = luigi.Parameter(default="data/retail.db", description="the published SQLite database")
