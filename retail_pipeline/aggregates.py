@@ -90,7 +90,7 @@ def sessions(enriched: pa.Table) -> pa.Table:
     new = np.ones(n, dtype=bool)
     new[1:] = (visitor[1:] != visitor[:-1]) | (session[1:] != session[:-1])
     starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], n) - 1
+    ends = np.append(starts[1:], n)[: len(starts)] - 1
 
     def count(code: int) -> np.ndarray:
         if n == 0:

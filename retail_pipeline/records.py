@@ -187,7 +187,7 @@ def parse_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk:
     lines = chunk.lines
     n = len(lines)
     fast_ok = pc.match_substring_regex(lines, fmt.fast_pattern).to_numpy(zero_copy_only=False)
-    undecodable = _undecodable(lines) if not fast_ok.all() else np.zeros(n, dtype=bool)
+    undecodable = _undecodable(lines)
     fast_ok &= ~undecodable
     line_numbers = np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64)
 

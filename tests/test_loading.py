@@ -1,0 +1,204 @@
+"""Reading input files: line rules, rejection reasons, and the bulk path agreeing with the literal one."""
+
+import gzip
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retail_pipeline.errors import InputError
+from retail_pipeline.lines import strip_line_end
+from retail_pipeline.load import load_file
+from retail_pipeline.records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES, parse_int, parse_line
+
+EVENTS_HEADER = EVENTS.header + "\n"
+
+
+def write(path, text: bytes | str):
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def rows_by_line(loaded):
+    table = loaded.rows.to_pylist()
+    return {r.pop("line"): tuple(r.values()) for r in table}
+
+
+def rejected_by_line(loaded):
+    return {r["line_number"]: (r["reason"], r["raw"]) for r in loaded.rejected.to_pylist()}
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("0", 0), ("007", 7), ("-0", 0), ("14418.0", 14418), ("14418.000", 14418), ("-5.0", -5),
+     ("1" * 18, int("1" * 18)), ("1" * 19, None), ("+5", None), (" 5", None), ("5 ", None), ("1e3", None),
+     ("14418.5", None), ("14418.", None), (".0", None), ("", None), ("-", None), ("٣", None)],
+)
+def test_integer_rule(text, value):
+    assert parse_int(text) == value
+
+
+def test_each_rejection_reason_with_its_line_number(tmp_path):
+    lines = [
+        "1433000000000,1,view,10,",  # 2 ok
+        "",  # 3 blank
+        "1433000000000,1,view,10",  # 4 four fields
+        "abc,1,view,10,",  # 5 timestamp
+        "1433000000000,x,view,10,",  # 6 visitorid
+        "1433000000000,1,View,10,",  # 7 event type (case-sensitive)
+        "1433000000000,1,view,1.5,",  # 8 itemid
+        "1433000000000,1,transaction,10,",  # 9 transaction without id
+        "1433000000000,1,view,10,abc",  # 10 non-integer transactionid on a view
+        "1433000000000,1,view,10,77",  # 11 integer transactionid on a view: kept
+        "1433000000000,1,transaction,10,14418.0",  # 12 ok, .0 id
+        "x,y,Z,1,2",  # 13 stops at the first fault: timestamp
+    ]
+    loaded = load_file(EVENTS, write(tmp_path / "events.csv", EVENTS_HEADER + "\n".join(lines) + "\n"))
+    assert loaded.data_lines == len(lines)
+    assert rejected_by_line(loaded) == {
+        3: ("blank line", ""),
+        4: ("wrong number of fields: expected 5, got 4", lines[2]),
+        5: ("timestamp is not an integer", lines[3]),
+        6: ("visitorid is not an integer", lines[4]),
+        7: ("unknown event type", lines[5]),
+        8: ("itemid is not an integer", lines[6]),
+        9: ("transaction without transactionid", lines[7]),
+        10: ("transactionid is not an integer", lines[8]),
+        13: ("timestamp is not an integer", lines[11]),
+    }
+    assert rows_by_line(loaded) == {
+        2: (1433000000000, 1, 0, 10, None),
+        11: (1433000000000, 1, 0, 10, 77),
+        12: (1433000000000, 1, 2, 10, 14418),
+    }
+    assert {r["source_file"] for r in loaded.rejected.to_pylist()} == {"events.csv"}
+
+
+def test_crlf_and_bom_read_like_lf(tmp_path):
+    body = ["1433000000000,1,view,10,", "1433000000001,2,transaction,11,5", ""]
+    lf = load_file(EVENTS, write(tmp_path / "lf.csv", EVENTS_HEADER + "\n".join(body) + "\n"))
+    crlf = load_file(
+        EVENTS, write(tmp_path / "crlf.csv", b"\xef\xbb\xbf" + ("\r\n".join([EVENTS.header, *body]) + "\r\n").encode())
+    )
+    assert rows_by_line(lf) == rows_by_line(crlf)
+    assert rejected_by_line(lf) == rejected_by_line(crlf) == {4: ("blank line", "")}
+
+
+def test_last_line_without_newline_is_read(tmp_path):
+    loaded = load_file(EVENTS, write(tmp_path / "e.csv", EVENTS_HEADER + "1,1,view,1,\n2,2,view,2,"))
+    assert sorted(rows_by_line(loaded)) == [2, 3]
+
+
+def test_header_only_file_has_no_rows(tmp_path):
+    loaded = load_file(EVENTS, write(tmp_path / "e.csv", EVENTS_HEADER))
+    assert loaded.data_lines == 0 and loaded.rows.num_rows == 0
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "file is empty"), (b"ts,visitorid,event,itemid,transactionid\n1,1,view,1,\n", "wrong header"),
+     (b"timestamp;visitorid;event;itemid;transactionid\n", "wrong header"),
+     (b"timestamp,visitorid,event,itemid\n", "wrong header")],
+)
+def test_unusable_file_names_itself(tmp_path, content, message):
+    path = write(tmp_path / "events.csv", content)
+    with pytest.raises(InputError) as error:
+        load_file(EVENTS, path)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_gzip_input_reads_like_plain(tmp_path):
+    text = EVENTS_HEADER + "1,1,view,1,\nbad\n3,3,transaction,3,3\n"
+    plain = load_file(EVENTS, write(tmp_path / "events.csv", text))
+    packed = tmp_path / "events.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    zipped = load_file(EVENTS, packed)
+    assert rows_by_line(plain) == rows_by_line(zipped)
+    assert rejected_by_line(plain) == rejected_by_line(zipped)
+    assert zipped.source_file == "events.csv.gz"
+
+
+def test_truncated_gzip_stops_with_the_file_name(tmp_path):
+    packed = tmp_path / "events.csv.gz"
+    packed.write_bytes(gzip.compress((EVENTS_HEADER + "1,1,view,1,\n" * 5000).encode())[:-30])
+    with pytest.raises(InputError, match="events.csv.gz"):
+        load_file(EVENTS, packed)
+
+
+def test_undecodable_line_is_rejected_and_the_rest_loaded(tmp_path):
+    content = (ITEM_PROPERTIES.header + "\n").encode() + b"1,2,888,caf\xe9\n1,2,888,caf\xc3\xa9\n"
+    loaded = load_file(ITEM_PROPERTIES, write(tmp_path / "p.csv", content))
+    assert rejected_by_line(loaded) == {2: ("undecodable bytes", "caf\ufffd".join(["1,2,888,", ""]))}
+    assert rows_by_line(loaded) == {3: (1, 2, "888", "café")}
+
+
+def test_property_value_with_a_lone_carriage_return_is_text(tmp_path):
+    content = ITEM_PROPERTIES.header + "\n1,2,888,a\rb\n1,3,888,c\n"
+    loaded = load_file(ITEM_PROPERTIES, write(tmp_path / "p.csv", content))
+    assert rows_by_line(loaded) == {2: (1, 2, "888", "a\rb"), 3: (1, 3, "888", "c")}
+
+
+def test_chunk_boundaries_do_not_change_anything(tmp_path):
+    lines = [f"{1433000000000 + i},{i % 7},{['view', 'addtocart', 'transaction'][i % 3]},{i},{i if i % 3 == 2 else ''}"
+             for i in range(3000)]
+    lines[1234] = "broken"
+    path = write(tmp_path / "events.csv", EVENTS_HEADER + "\n".join(lines))
+    whole = load_file(EVENTS, path)
+    small = load_file(EVENTS, path, chunk_bytes=97)
+    assert rows_by_line(whole) == rows_by_line(small)
+    assert rejected_by_line(whole) == rejected_by_line(small) == {
+        1236: ("wrong number of fields: expected 5, got 1", "broken")
+    }
+
+
+# --- The bulk path (regex + Arrow CSV) against the literal, line-by-line reading -------------
+
+FIELD_PIECES = st.sampled_from(
+    ["0", "7", "-", ".", "0", "12", "14418", ".0", ".00", "1" * 18, "1" * 19, "view", "addtocart", "transaction",
+     "View", "", " ", "\r", "\t", "x", "é", "n1338.000", "+", "e", "\x00"]
+)
+FIELD = st.lists(FIELD_PIECES, max_size=4).map("".join)
+LINE = st.one_of(
+    st.lists(FIELD, min_size=1, max_size=6).map(",".join),
+    st.tuples(st.sampled_from(["1433000000000", "1.0", "x"]), st.sampled_from(["5", "-0", "05"]),
+              st.sampled_from(["view", "addtocart", "transaction", "View"]), st.sampled_from(["9", "9.0", ""]),
+              st.sampled_from(["", "3", "3.0", "a"])).map(",".join),
+)
+ENDING = st.sampled_from(["\n", "\r\n"])
+
+
+def literal_reading(fmt, data: bytes):
+    """Expected result, straight from docs/decisions.md: split on \\n, drop one \\r, parse each line."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    rows, rejected = {}, {}
+    for number, raw in enumerate(lines[1:], start=2):
+        raw = strip_line_end(raw)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            rejected[number] = ("undecodable bytes", raw.decode("utf-8", "replace"))
+            continue
+        result = parse_line(fmt, text)
+        if isinstance(result, str):
+            rejected[number] = (result, text)
+        else:
+            rows[number] = result
+    return rows, rejected
+
+
+@pytest.mark.parametrize("fmt", [EVENTS, ITEM_PROPERTIES, CATEGORY_TREE], ids=lambda f: f.name)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.lists(st.tuples(LINE, ENDING), max_size=25), raw_bytes=st.booleans(), chunk=st.integers(16, 200))
+def test_every_line_is_loaded_or_rejected_exactly_as_the_literal_rules_say(tmp_path, fmt, body, raw_bytes, chunk):
+    data = (fmt.header + "\n" + "".join(line + end for line, end in body)).encode()
+    if raw_bytes and body:
+        data = data + b"1,2,\xff\xfe,3\n"
+    path = tmp_path / "input.csv"
+    path.write_bytes(data)
+    loaded = load_file(fmt, path, chunk_bytes=chunk)
+    rows, rejected = literal_reading(fmt, data)
+    assert rows_by_line(loaded) == rows
+    assert rejected_by_line(loaded) == rejected
+    assert loaded.data_lines == len(rows) + len(rejected)
