@@ -1,0 +1,85 @@
+"""Shared helpers: running the real `luigi` command, reading a published database."""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SAMPLE = REPO / "data" / "sample"
+REALDATA = REPO.parent / "shared" / "realdata"
+
+SPEC_TABLES = ("events_enriched", "item_properties", "category_tree", "event_type_counts", "hourly_trend",
+               "sessions", "daily_funnel", "rejected_rows", "data_quality")
+
+
+def run_pipeline(data_dir, work_dir, database, *extra, timeout=600) -> subprocess.CompletedProcess:
+    """`luigi --module tasks RunAll --local-scheduler` from the repository root, as a user runs it."""
+    command = [str(BIN / "luigi"), "--module", "tasks", "RunAll", "--local-scheduler",
+               "--retail-data-dir", str(data_dir), "--retail-work-dir", str(work_dir),
+               "--retail-database", str(database), *extra]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def verify(database) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "verify_results.py"), "--database", str(database)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def read_tables(database, tables=SPEC_TABLES) -> dict[str, list[dict]]:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return {t: [dict(r) for r in conn.execute(f"SELECT * FROM [{t}]")] for t in tables}
+    finally:
+        conn.close()
+
+
+def _normalise(value):
+    if isinstance(value, float):
+        return ("f", round(value, 9)) if not math.isnan(value) else ("f", "nan")
+    return (type(value).__name__, value)
+
+
+def canonical(rows: list[dict], columns) -> list[tuple]:
+    """Rows as sorted tuples of (type, value) over the given columns; floats rounded to 1e-9."""
+    return sorted(tuple(_normalise(r[c]) for c in columns) for r in rows)
+
+
+FREE_TEXT = {("data_quality", "detail")}  # wording, not data
+
+
+def assert_same_tables(published: dict[str, list[dict]], expected: dict[str, list[dict]]):
+    for table, rows in expected.items():
+        columns = list(rows[0]) if rows else list(published[table][0]) if published[table] else []
+        columns = [c for c in columns if (table, c) not in FREE_TEXT]
+        got, want = canonical(published[table], columns), canonical(rows, columns)
+        assert len(got) == len(want), f"{table}: {len(got)} rows published, {len(want)} expected"
+        for g, w in zip(got, want):
+            assert g == w, f"{table}: first difference\n published {g}\n expected  {w}"
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A work dir and database path of the test's own."""
+    return tmp_path / "work", tmp_path / "retail.db"
+
+
+def write_inputs(folder: Path, files: dict[str, str | bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (folder / name).write_bytes(content.encode() if isinstance(content, str) else content)
+    return folder
+
+
+def touch_later(path: Path):
+    """Change a file's modification time the way an edit would."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
