@@ -1,0 +1,69 @@
+"""Writing and publishing SQLite: values survive exactly, the target is replaced atomically."""
+
+import os
+import sqlite3
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from retail_pipeline.schema import TABLES, TableSchema
+from retail_pipeline.sqlite_out import publish_database, read_build_info, write_table
+
+SCHEMA = TableSchema("t", (("i", "INTEGER"), ("s", "TEXT"), ("r", "REAL"), ("d", "TEXT")))
+
+values = st.tuples(
+    st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 1, 1, 1])),
+    st.one_of(st.none(), st.text(max_size=5), st.sampled_from(["888", "888", ""])),
+    st.one_of(st.none(), st.floats(allow_nan=False)),
+    st.one_of(st.none(), st.sampled_from(["view", "addtocart"])),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(values, max_size=600))
+def test_written_rows_read_back_identical(tmp_path_factory, rows):
+    path = tmp_path_factory.mktemp("w") / "t.db"
+    table = pa.table({
+        "i": pa.array([r[0] for r in rows], pa.int64()),
+        "s": pa.array([r[1] for r in rows], pa.string()),
+        "r": pa.array([r[2] for r in rows], pa.float64()),
+        "d": pa.array([r[3] for r in rows], pa.string()).dictionary_encode(),
+    })
+    assert write_table(table, SCHEMA, path) == len(rows)
+    back = sqlite3.connect(path).execute("SELECT i, s, r, d FROM t ORDER BY rowid").fetchall()
+    assert back == [tuple(r) for r in rows]
+
+
+def tiny_parts(folder):
+    parts = {}
+    for name, schema in TABLES.items():
+        table = pa.table({column: pa.array([], pa.string() if t == "TEXT" else pa.int64() if t == "INTEGER"
+                                           else pa.float64()) for column, t in schema.columns})
+        parts[name] = folder / f"{name}.sqlite"
+        write_table(table, schema, parts[name])
+    return parts
+
+
+def test_publish_replaces_the_database_whole(tmp_path):
+    database = tmp_path / "retail.db"
+    database.write_bytes(b"previous database")
+    publish_database(tiny_parts(tmp_path), database, {"fingerprint": "abc"})
+    assert read_build_info(database) == {"fingerprint": "abc"}
+    conn = sqlite3.connect(database)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")} >= {
+        *TABLES, "events"}
+    assert [p for p in os.listdir(tmp_path) if "building" in p] == []
+
+
+def test_failed_publish_leaves_the_previous_database(tmp_path):
+    database = tmp_path / "retail.db"
+    database.write_bytes(b"previous database")
+    parts = tiny_parts(tmp_path)
+    parts["sessions"].write_bytes(b"not a database")
+    with pytest.raises(sqlite3.DatabaseError):
+        publish_database(parts, database, {"fingerprint": "abc"})
+    assert database.read_bytes() == b"previous database"
+    assert [p for p in os.listdir(tmp_path) if "building" in p] == []
