@@ -29,7 +29,7 @@ test: install
 
 ## Regenerate the bundled sample (deterministic).
 sample: install
-	$(PY) -m retail_pipeline.generate data/sample --scale 0.002 --seed 42
+	$(PY) -m retail_pipeline.generate data/sample --scale 0.0025 --seed 42
 
 ## Remove intermediate files and the published database.
 clean:

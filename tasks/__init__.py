@@ -34,3 +34,9 @@ def _report_input_error(task, exception):
 def _report_missing_input(task):
     if isinstance(task, InputFile):
         print(f"ERROR: {task.path}: input file not found", file=sys.stderr, flush=True)
+
+
+@luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
+def _report_time(task, seconds):
+    """One line per finished task with its wall time (scripts/benchmark.py reads these)."""
+    print(f"TIMING {task.task_id} {seconds:.2f}s", file=sys.stderr, flush=True)
