@@ -35,7 +35,7 @@ def attribute_in_effect(snapshots: pa.Table, prop: str, itemid: np.ndarray, time
                                 snaps.column("timestamp_ms").to_numpy())
     values = snaps.column("value_int").combine_chunks()
     values_np = values.to_numpy(zero_copy_only=False) if len(values) else np.zeros(0)
-    valid = np.asarray(values.is_valid()) if len(values) else np.zeros(0, dtype=bool)
+    valid = values.is_valid().to_numpy(zero_copy_only=False) if len(values) else np.zeros(0, dtype=bool)
     has = chosen >= 0
     picked_valid = np.zeros(len(chosen), dtype=bool)
     picked_valid[has] = valid[chosen[has]]
@@ -48,7 +48,7 @@ def category_lookup(tree: pa.Table, categoryid: pa.Array) -> tuple[pa.Array, pa.
     """(parent_categoryid, root_categoryid) of each category; NULL when not in the tree."""
     index = pd.Index(tree.column("categoryid").to_numpy())
     cats = categoryid.to_numpy(zero_copy_only=False)
-    known = np.asarray(categoryid.is_valid())
+    known = categoryid.is_valid().to_numpy(zero_copy_only=False)
     where = np.full(len(cats), -1, dtype=np.int64)
     if len(index):
         where[known] = index.get_indexer(cats[known].astype(np.int64))
@@ -57,7 +57,7 @@ def category_lookup(tree: pa.Table, categoryid: pa.Array) -> tuple[pa.Array, pa.
     def take(column: str) -> pa.Array:
         source = tree.column(column).combine_chunks()
         values = source.to_numpy(zero_copy_only=False)
-        valid = np.asarray(source.is_valid()) if len(source) else np.zeros(0, dtype=bool)
+        valid = source.is_valid().to_numpy(zero_copy_only=False) if len(source) else np.zeros(0, dtype=bool)
         ok = found.copy()
         ok[found] = valid[where[found]]
         out = np.zeros(len(cats), dtype=np.int64)

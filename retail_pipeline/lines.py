@@ -60,14 +60,7 @@ def strip_line_end(line: bytes) -> bytes:
 
 def _lines_array(block: bytes) -> pa.LargeBinaryArray:
     """Split a block that ends with ``\\n`` into an array of ``\\n``-terminated lines."""
-    data = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(data == 10) + 1
-    offsets = np.empty(len(ends) + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends
-    return pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(block)]
-    )
+    return _lines_array_from(pa.py_buffer(block), np.frombuffer(block, dtype=np.uint8))
 
 
 def _read_blocks(stream: BinaryIO, path: str, chunk_bytes: int) -> Iterator[bytes]:
@@ -86,10 +79,68 @@ def read_header_and_chunks(
 ) -> tuple[bytes, Iterator[LineChunk]]:
     """Return the header line's text (no BOM, no line end) and an iterator of data-line chunks.
 
-    Raises ``InputError`` naming the file when it cannot be opened or read, or holds no
-    header line at all.
+    A plain file is memory-mapped and its chunks are zero-copy views of the mapping; a gzip
+    file is decompressed block by block. Raises ``InputError`` naming the file when it cannot
+    be opened or read, or holds no header line at all.
     """
     path = os.fspath(path)
+    if path.endswith(".gz"):
+        return _stream_header_and_chunks(path, chunk_bytes)
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, expected a file")
+    try:
+        size = os.path.getsize(path)
+        mapped = pa.memory_map(path, "r").read_buffer() if size else pa.py_buffer(b"")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    data = np.frombuffer(mapped, dtype=np.uint8)
+    if size == 0:
+        raise InputError(f"{path}: file is empty, expected a header line")
+    newline = _find_newline(data, 0)
+    header_end = size if newline < 0 else newline + 1
+    header = bytes(data[:header_end])
+    if header.startswith(BOM):
+        header = header[len(BOM):]
+    return strip_line_end(header), _mapped_chunks(mapped, data, header_end, chunk_bytes)
+
+
+def _find_newline(data: np.ndarray, start: int, step: int = 1 << 20) -> int:
+    """Index of the first ``\n`` at or after ``start``, or -1."""
+    while start < len(data):
+        hits = np.flatnonzero(data[start: start + step] == 10)
+        if len(hits):
+            return start + int(hits[0])
+        start += step
+    return -1
+
+
+def _mapped_chunks(mapped: pa.Buffer, data: np.ndarray, start: int, chunk_bytes: int) -> Iterator[LineChunk]:
+    next_line = 2
+    size = len(data)
+    while start < size:
+        end = min(start + chunk_bytes, size)
+        if end < size:
+            last = np.flatnonzero(data[start:end] == 10)
+            end = start + int(last[-1]) + 1 if len(last) else _find_newline(data, end) + 1 or size
+        if data[end - 1] == 10:
+            lines = _lines_array_from(mapped.slice(start, end - start), data[start:end])
+        else:  # the file's last line has no newline: give it one (a small copy)
+            lines = _lines_array(bytes(data[start:end]) + b"\n")
+        yield LineChunk(next_line, lines)
+        next_line += len(lines)
+        start = end
+
+
+def _lines_array_from(buffer: pa.Buffer, data: np.ndarray) -> pa.LargeBinaryArray:
+    """Lines of a buffer that ends with ``\n``, as an array viewing that buffer."""
+    ends = np.flatnonzero(data == 10) + 1
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), buffer])
+
+
+def _stream_header_and_chunks(path: str, chunk_bytes: int) -> tuple[bytes, Iterator[LineChunk]]:
     stream = open_input(path)
     blocks = _read_blocks(stream, path, chunk_bytes)
     pending = b""

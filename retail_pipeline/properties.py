@@ -12,14 +12,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .records import INT_PATTERN
+from .sorting import dense_codes, radix_argsort
 
 POINT_IN_TIME_PROPERTIES = ("categoryid", "available")
 
 LATEST_SCHEMA = pa.schema(
     [
         pa.field("itemid", pa.int64()),
-        pa.field("property", pa.string()),
-        pa.field("value", pa.string()),
+        pa.field("property", pa.dictionary(pa.int32(), pa.string())),
+        pa.field("value", pa.dictionary(pa.int32(), pa.string())),
         pa.field("timestamp_ms", pa.int64()),
     ]
 )
@@ -34,63 +35,63 @@ SNAPSHOT_SCHEMA = pa.schema(
 
 
 def concat_in_input_order(tables: list[pa.Table]) -> pa.Table:
-    """One table of all property files' rows, given in file-name order."""
+    """One table of all property files' rows, given in file-name order (dictionaries unified)."""
     if not tables:
         raise ValueError("no item property tables")
-    return pa.concat_tables(tables).combine_chunks()
+    return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
 
 
-def _sorted_property_codes(property_column: pa.Array) -> np.ndarray:
-    """Codes of the property strings that sort like the strings (byte order, as SQLite does)."""
-    encoded = pc.dictionary_encode(property_column).combine_chunks()
-    dictionary = encoded.dictionary.to_pylist()
-    rank = np.empty(len(dictionary), dtype=np.int64)
-    rank[np.argsort(np.array([s.encode("utf-8") for s in dictionary], dtype=object), kind="stable")] = np.arange(
-        len(dictionary)
-    )
-    return rank[encoded.indices.to_numpy(zero_copy_only=False)]
+def _dictionary(column) -> pa.DictionaryArray:
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
 
 
-def _last_per_group(keys: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
-    """Row indices of the latest row of each key, ties going to the later row; in key order.
-
-    Two stable sorts give the order (key, timestamp, row index); the last row of each key
-    run is the one wanted.
-    """
-    by_time = np.argsort(timestamps, kind="stable")
-    order = by_time[np.argsort(keys[by_time], kind="stable")]
-    sorted_keys = keys[order]
-    is_last = np.ones(len(order), dtype=bool)
-    is_last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
-    return order[is_last]
+def _sorted_codes(column) -> tuple[np.ndarray, int]:
+    """Per row, the rank of its string among the distinct strings in byte order (SQLite's
+    BINARY collation), and the number of distinct strings."""
+    encoded = _dictionary(column)
+    words = [s.encode("utf-8") for s in encoded.dictionary.to_pylist()]
+    rank = np.empty(len(words), dtype=np.int64)
+    rank[sorted(range(len(words)), key=words.__getitem__)] = np.arange(len(words))
+    return rank[encoded.indices.to_numpy(zero_copy_only=False)], len(words)
 
 
 def latest_item_properties(rows: pa.Table) -> pa.Table:
-    """``item_properties``: per (itemid, property) the value of the latest snapshot.
-
-    Rows are returned sorted by (itemid, property), the table's primary key.
-    """
+    """``item_properties``: per (itemid, property) the value of the latest snapshot, ties going
+    to the later row in input order. Sorted by (itemid, property), the table's primary key."""
     if rows.num_rows == 0:
         return LATEST_SCHEMA.empty_table()
-    items = rows.column("itemid").to_numpy()
-    item_codes, _ = pd.factorize(items, sort=True)
-    property_codes = _sorted_property_codes(rows.column("property"))
-    keys = item_codes.astype(np.int64) * (int(property_codes.max()) + 1) + property_codes
-    chosen = pa.array(_last_per_group(keys, rows.column("timestamp").to_numpy()))
-    picked = rows.take(chosen)
+    items = dense_codes(rows.column("itemid").to_numpy())
+    properties, n_properties = _sorted_codes(rows.column("property"))
+    if int(items.max()) >= (1 << 62) // max(n_properties, 1):
+        items = dense_codes_by_rank(items)
+    keys = items * n_properties + properties
+    by_time = radix_argsort(dense_codes(rows.column("timestamp").to_numpy()))
+    order = radix_argsort(keys, by_time)  # (itemid, property, timestamp, input order)
+    sorted_keys = keys[order]
+    is_last = np.ones(len(order), dtype=bool)
+    is_last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
+    picked = rows.select(["itemid", "property", "value", "timestamp"]).take(pa.array(order[is_last]))
     return pa.Table.from_arrays(
-        [picked.column("itemid"), picked.column("property"), picked.column("value"), picked.column("timestamp")],
+        [picked.column("itemid"), _dictionary(picked.column("property")), _dictionary(picked.column("value")),
+         picked.column("timestamp")],
         schema=LATEST_SCHEMA,
     )
 
 
-def value_as_int(values: pa.Array) -> pa.Array:
+def dense_codes_by_rank(values: np.ndarray) -> np.ndarray:
+    _, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int64).reshape(-1)
+
+
+def value_as_int(values) -> pa.Array:
     """Each text value read as a contract integer, NULL where it is not one."""
-    values = pc.cast(values, pa.string())
-    is_int = pc.match_substring_regex(values, "^" + INT_PATTERN + "$")
-    digits = pc.replace_substring_regex(values, r"\.0+$", "")
-    digits = pc.if_else(is_int, digits, pa.scalar(None, pa.string()))
-    return pc.cast(digits, pa.int64())
+    encoded = _dictionary(values)
+    distinct = encoded.dictionary
+    is_int = pc.match_substring_regex(distinct, "^" + INT_PATTERN + "$")
+    digits = pc.replace_substring_regex(distinct, r"\.0+$", "")
+    numbers = pc.cast(pc.if_else(is_int, digits, pa.scalar(None, pa.string())), pa.int64())
+    return numbers.take(encoded.indices)
 
 
 def point_in_time_snapshots(rows: pa.Table, properties=POINT_IN_TIME_PROPERTIES) -> pa.Table:
@@ -101,22 +102,19 @@ def point_in_time_snapshots(rows: pa.Table, properties=POINT_IN_TIME_PROPERTIES)
     """
     wanted = pc.is_in(rows.column("property"), value_set=pa.array(list(properties), pa.string()))
     subset = rows.filter(wanted)
+    names = pc.cast(_dictionary(subset.column("property")), pa.string())
     frame = pd.DataFrame(
         {
             "itemid": subset.column("itemid").to_numpy(),
-            "property": subset.column("property").to_numpy(zero_copy_only=False),
+            "property": names.to_numpy(zero_copy_only=False),
             "timestamp_ms": subset.column("timestamp").to_numpy(),
         }
     )
     keep = ~frame.duplicated(["itemid", "property", "timestamp_ms"], keep="last").to_numpy()
     subset = subset.filter(pa.array(keep))
     table = pa.Table.from_arrays(
-        [
-            subset.column("itemid"),
-            subset.column("property"),
-            subset.column("timestamp"),
-            value_as_int(subset.column("value")),
-        ],
+        [subset.column("itemid"), names.filter(pa.array(keep)), subset.column("timestamp"),
+         value_as_int(subset.column("value"))],
         schema=SNAPSHOT_SCHEMA,
     )
     return table.sort_by([("property", "ascending"), ("itemid", "ascending"), ("timestamp_ms", "ascending")])

@@ -32,6 +32,9 @@ INT = "int"  # required integer
 OPT_INT = "opt_int"  # empty (NULL) or integer
 EVENT = "event"  # one of EVENT_TYPES, stored as its int8 code
 TEXT = "text"  # anything without a comma
+NAME = "name"  # text from a small vocabulary (property names): dictionary-encoded as parsed
+
+NAME_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class RowFormat:
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        types = {INT: pa.int64(), OPT_INT: pa.int64(), EVENT: pa.int8(), TEXT: pa.string()}
+        types = {INT: pa.int64(), OPT_INT: pa.int64(), EVENT: pa.int8(), TEXT: pa.string(), NAME: NAME_TYPE}
         fields = [pa.field("line", pa.int64())]
         fields += [pa.field(c, types[k]) for c, k in zip(self.columns, self.kinds)]
         return pa.schema(fields)
@@ -69,7 +72,7 @@ EVENTS = RowFormat(
 ITEM_PROPERTIES = RowFormat(
     name="item_properties",
     header="timestamp,itemid,property,value",
-    kinds=(INT, INT, TEXT, TEXT),
+    kinds=(INT, INT, NAME, TEXT),
     fast_pattern=_fast(_I, _I, _T, _T),
 )
 CATEGORY_TREE = RowFormat(
@@ -99,7 +102,7 @@ def parse_line(fmt: RowFormat, text: str) -> tuple | str:
         return f"wrong number of fields: expected {len(fmt.kinds)}, got {len(fields)}"
     values: list = []
     for column, kind, field in zip(fmt.columns, fmt.kinds, fields):
-        if kind == TEXT:
+        if kind in (TEXT, NAME):
             values.append(field)
         elif kind == EVENT:
             if field not in EVENT_CODES:
@@ -124,6 +127,8 @@ class ParsedChunk:
 
 
 def _to_int64(column: pa.Array, *, optional: bool) -> pa.Array:
+    if pa.types.is_integer(column.type):
+        return column
     if optional:
         column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
     if pc.any(pc.match_substring(column, ".")).as_py():
@@ -137,27 +142,41 @@ def _convert(fmt: RowFormat, raw_columns: list[pa.Array], line_numbers: np.ndarr
         if kind in (INT, OPT_INT):
             arrays.append(_to_int64(column, optional=kind == OPT_INT))
         elif kind == EVENT:
-            codes = pc.index_in(column, value_set=pa.array(EVENT_TYPES))
-            arrays.append(pc.cast(codes, pa.int8()))
+            codes = pc.index_in(column.dictionary, value_set=pa.array(EVENT_TYPES))
+            remap = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+            arrays.append(pa.array(remap[column.indices.to_numpy()], pa.int8()))
         else:
             arrays.append(column)
     return pa.Table.from_arrays(arrays, schema=fmt.arrow_schema)
 
 
-def _read_csv_buffer(fmt: RowFormat, buffer: pa.Buffer) -> list[pa.Array]:
+def _read_csv_buffer(fmt: RowFormat, buffer: pa.Buffer, *, typed_ints: bool = True) -> list[pa.Array]:
+    """Split well-formed lines into columns with Arrow's CSV reader.
+
+    Integer columns are parsed as int64 directly; a chunk where one is written with a zero
+    fraction (``14418.0``), which Arrow does not parse as an integer, is re-read with integers
+    as text and converted by :func:`_to_int64`.
+    """
     names = list(fmt.columns)
-    table = pacsv.read_csv(
-        pa.BufferReader(buffer),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
-        parse_options=pacsv.ParseOptions(
-            delimiter=",", quote_char=False, double_quote=False, escape_char=False,
-            newlines_in_values=False, ignore_empty_lines=False,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
-            strings_can_be_null=False, quoted_strings_can_be_null=False, check_utf8=False,
-        ),
-    )
+    text_or_int = pa.int64() if typed_ints else pa.string()
+    types = {INT: text_or_int, OPT_INT: text_or_int, EVENT: NAME_TYPE, TEXT: pa.string(), NAME: NAME_TYPE}
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(buffer),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
+            parse_options=pacsv.ParseOptions(
+                delimiter=",", quote_char=False, double_quote=False, escape_char=False,
+                newlines_in_values=False, ignore_empty_lines=False,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: types[k] for n, k in zip(names, fmt.kinds)},
+                null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False, check_utf8=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        if not typed_ints:
+            raise
+        return _read_csv_buffer(fmt, buffer, typed_ints=False)
     return [table.column(n).combine_chunks() for n in names]
 
 
