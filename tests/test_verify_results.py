@@ -1,0 +1,374 @@
+"""verify_results.py on databases known to be right (built by the brute-force reference) and on
+copies corrupted one fault at a time: every fault must turn the named check into a FAIL."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference import build_reference, format_date, format_hour, format_time, parse_int, utc_parts, write_sqlite
+
+REPO = Path(__file__).resolve().parent.parent
+VERIFY = REPO / "verify_results.py"
+REALDATA = REPO.parent / "shared" / "realdata"
+
+
+def load_verify_module():
+    """verify_results.py as a module (it is a script at the repository root, not in a package)."""
+    spec = importlib.util.spec_from_file_location("verify_results", VERIFY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+verify_results = load_verify_module()
+
+T0 = 1_433_116_800_000  # 2015-06-01 00:00:00 UTC
+MIN = 60_000
+H = 3_600_000
+
+EVENT_LINES = [
+    f"{T0 + 40 * MIN},101,transaction,1,5001",   # ties with the addtocart and the view below
+    f"{T0 + 10 * MIN},101,view,1,",
+    f"{T0 + 5 * H},202,view,2,",
+    f"{T0 + 10 * MIN},101,view,2,",              # same time as the view of item 1
+    f"{T0 + 40 * MIN},101,addtocart,1,",         # exactly 30 minutes on: same session
+    f"{T0 + 40 * MIN},101,view,1,",              # bought at the same timestamp: view_to_purchase 1
+    "",                                          # blank line
+    f"{T0 + 5 * H},202,view,2,",                 # duplicate
+    f"{T0 + 5 * H + 30 * MIN + 1},202,view,2,",  # 30 minutes + 1 ms: a new session
+    f"{T0 + 5 * H + 30 * MIN + 1},202,transaction,2,5002.0",
+    f"{T0 + 3 * H},101,view,3,",                 # new session
+    f"{T0 + 3 * H},101,view,3",                  # wrong number of fields
+    f"{T0 + 50 * H},101,view,1,",                # two days later
+    f"{T0 + 2 * H},404,transaction,5,14418.0",
+    f"{T0 + 2 * H},404,transaction,5,14418",     # duplicate once parsed
+    f"{T0 + 2 * H},404,transaction,5,",          # transaction without transactionid
+    f"{T0 + 2 * H},404,click,5,",                # unknown event type
+    f"x{T0},404,view,5,",                        # timestamp is not an integer
+    f"{T0 + 2 * H + 1},404,view,6,7",            # a transactionid on a view is kept
+    f"{T0 + 26 * H},505,addtocart,3,",
+    f"{T0 + 26 * H + 1},505,view,3,",
+    *(f"{T0 + k * 20 * H + 7},303,view,4," for k in range(11)),  # a visitor over eight days
+    f"{T0 + 201 * H},303,addtocart,4,",
+]
+PROPERTY_LINES = [
+    f"{T0 - 24 * H},1,categoryid,10",
+    f"{T0 + 24 * H},1,categoryid,11",
+    f"{T0 + 24 * H},1,categoryid,12",   # same timestamp, later: wins
+    f"{T0},1,available,1",
+    f"{T0 + 24 * H},1,available,0",
+    f"{T0 + 1 * H},2,categoryid,n5.000",  # the earliest snapshot of item 2, not an integer
+    f"{T0 + 6 * H},2,categoryid,12",
+    f"{T0},3,categoryid,99",            # a category outside the tree
+    f"{T0 + 100 * H},4,categoryid,13",  # only later than most events of item 4
+    f"{T0},4,888,543080 702002 n48.000",
+    f"{T0},5,790,n68280.000",
+    "x,7,790,n1.000",                   # rejected
+    f"{T0},6,available,1",
+]
+PART2_LINES = [f"{T0 + 6 * H},2,categoryid,14", f"{T0 + 10},4,283,abc"]
+CATEGORY_LINES = ["10,", "11,10", "12,11", "13,50", "14,12", "11,12", "x,1"]
+
+
+def write_dirty_data(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    events = ("timestamp,visitorid,event,itemid,transactionid\n" + "\n".join(EVENT_LINES)).encode()
+    (folder / "events.csv").write_bytes(events + b"\n1433116800000,606,view,\xfe,")  # undecodable, no final newline
+    (folder / "item_properties_part1.csv").write_text(
+        "timestamp,itemid,property,value\n" + "\n".join(PROPERTY_LINES) + "\n")
+    (folder / "item_properties_part2.csv.gz").write_bytes(
+        gzip.compress(("timestamp,itemid,property,value\n" + "\n".join(PART2_LINES) + "\n").encode()))
+    (folder / "category_tree.csv").write_bytes(
+        b"\xef\xbb\xbf" + ("categoryid,parentid\r\n" + "\r\n".join(CATEGORY_LINES) + "\r\n").encode())
+    return folder
+
+
+def run_verify(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(VERIFY), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def failed_checks(result: subprocess.CompletedProcess) -> list[str]:
+    return [line.split(":")[0][len("FAIL "):] for line in result.stdout.splitlines() if line.startswith("FAIL ")]
+
+
+def assert_all_pass(result: subprocess.CompletedProcess) -> None:
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines and all(line.startswith("PASS ") for line in lines), result.stdout
+
+
+@pytest.fixture(scope="module")
+def dirty_tables(tmp_path_factory):
+    tables = build_reference(write_dirty_data(tmp_path_factory.mktemp("dirty")))
+    # the data set really has what the corruptions below rely on
+    quality = {row["check_name"]: row["value"] for row in tables["data_quality"]}
+    assert quality["duplicate_events_dropped"] == 2 and quality["rows_rejected"] == 9
+    assert {row["session_id"] for row in tables["events_enriched"] if row["visitorid"] == 202} == {1, 2}
+    assert any(row["view_to_purchase"] == 1 for row in tables["events_enriched"])
+    assert len(tables["hourly_trend"]) == 202
+    return tables
+
+
+@pytest.fixture(scope="module")
+def good_database(dirty_tables, tmp_path_factory):
+    path = tmp_path_factory.mktemp("db") / "retail.db"
+    write_sqlite(dirty_tables, path)
+    return path
+
+
+def test_a_right_database_passes_every_check(good_database):
+    digest = hashlib.sha256(good_database.read_bytes()).hexdigest()
+    result = run_verify("--database", good_database)
+    assert_all_pass(result)
+    assert len(result.stdout.splitlines()) >= 20
+    assert hashlib.sha256(good_database.read_bytes()).hexdigest() == digest  # read-only
+    assert not Path(str(good_database) + "-journal").exists()
+
+
+def test_the_real_sample_passes(tmp_path):
+    database = tmp_path / "real.db"
+    write_sqlite(build_reference(REALDATA), database)
+    assert_all_pass(run_verify("--database", database))
+
+
+def test_no_events_at_all_passes(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "events.csv").write_text("timestamp,visitorid,event,itemid,transactionid\n")
+    (data / "item_properties_part1.csv").write_text("timestamp,itemid,property,value\n")
+    (data / "category_tree.csv").write_text("categoryid,parentid\n1,\n")
+    write_sqlite(build_reference(data), tmp_path / "empty.db")
+    assert_all_pass(run_verify("--database", tmp_path / "empty.db"))
+
+
+def test_without_source_line_ties_follow_row_order(good_database, tmp_path):
+    database = tmp_path / "no_source_line.db"
+    shutil.copyfile(good_database, database)
+    with sqlite3.connect(database) as connection:
+        connection.execute("ALTER TABLE events_enriched DROP COLUMN source_line")
+    result = run_verify("--database", database)
+    assert_all_pass(result)
+    assert "rowid" in result.stdout
+
+
+def test_a_unique_index_stands_for_the_item_properties_check(good_database, tmp_path):
+    database = tmp_path / "indexed.db"
+    shutil.copyfile(good_database, database)
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE UNIQUE INDEX item_key ON item_properties(itemid, property)")
+        connection.execute("CREATE INDEX by_visitor ON events_enriched(visitorid, timestamp_ms)")
+        connection.execute("CREATE INDEX by_hour ON events_enriched(event_hour)")
+    result = run_verify("--database", database)
+    assert_all_pass(result)
+    assert "PASS item_properties_unique: enforced by unique index item_key" in result.stdout
+
+
+def test_missing_database_fails(tmp_path):
+    result = run_verify("--database", tmp_path / "nowhere.db")
+    assert result.returncode != 0
+    assert result.stdout.startswith("FAIL database:")
+
+
+def test_a_file_that_is_not_a_database_fails(tmp_path):
+    (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
+    result = run_verify("--database", tmp_path / "junk.db")
+    assert result.returncode != 0
+    assert "FAIL" in result.stdout
+
+
+def test_default_database_comes_from_luigi_cfg(good_database, tmp_path):
+    """Without --database: `[retail] database` of luigi.cfg beside the script, relative to it."""
+    shutil.copyfile(VERIFY, tmp_path / "verify_results.py")
+    (tmp_path / "luigi.cfg").write_text("[retail]\ndatabase = published/retail.db\n")
+    script = [sys.executable, str(tmp_path / "verify_results.py")]
+    result = subprocess.run(script, capture_output=True, text=True, cwd="/", timeout=120)
+    assert result.returncode != 0
+    assert f"FAIL database: {tmp_path / 'published' / 'retail.db'} does not exist" in result.stdout
+    (tmp_path / "published").mkdir()
+    shutil.copyfile(good_database, tmp_path / "published" / "retail.db")
+    assert_all_pass(subprocess.run(script, capture_output=True, text=True, cwd="/", timeout=120))
+
+
+def one(table: str, where: str = "1") -> str:
+    """SQL for the rowid of the first row of ``table`` matching ``where``."""
+    return f"(SELECT min(rowid) FROM {table} WHERE {where})"
+
+
+FIRST_EVENT = "prev_event IS NULL"
+LATER_EVENT = "prev_event IS NOT NULL"
+
+# (id, SQL statements, the check that must fail)
+CORRUPTIONS = [
+    ("delete_an_hour", [f"DELETE FROM event_type_counts WHERE rowid = {one('event_type_counts', 'total_events = 0')}"],
+     "event_type_counts_hours"),
+    ("delete_the_first_hour", ["DELETE FROM event_type_counts WHERE hour = (SELECT min(hour) FROM event_type_counts)"],
+     "event_type_counts_hours"),
+    ("repeat_an_hour", [f"INSERT INTO event_type_counts SELECT * FROM event_type_counts WHERE rowid = {one('event_type_counts', 'total_events = 0')}"],
+     "event_type_counts_hours"),
+    ("hour_not_in_spec_format", ["UPDATE event_type_counts SET hour = replace(hour, ' ', 'T') WHERE rowid = 7"],
+     "event_type_counts_hours"),
+    ("delete_a_trend_hour", [f"DELETE FROM hourly_trend WHERE rowid = {one('hourly_trend', 'total_events = 0')}"],
+     "hourly_trend_hours"),
+    ("trend_hour_after_the_last_event", ["INSERT INTO hourly_trend SELECT datetime(max(hour), '+1 hour'), 0, 0, 0 FROM hourly_trend"],
+     "hourly_trend_hours"),
+    ("change_a_view_count", [f"UPDATE event_type_counts SET view = view + 1, total_events = total_events + 1 WHERE rowid = {one('event_type_counts', 'view > 0')}"],
+     "event_type_counts_totals"),
+    ("view_count_without_total", [f"UPDATE event_type_counts SET view = view + 1 WHERE rowid = {one('event_type_counts', 'view > 0')}"],
+     "event_type_counts_totals"),
+    ("view_counted_as_addtocart", [f"UPDATE event_type_counts SET view = view - 1, addtocart = addtocart + 1 WHERE rowid = {one('event_type_counts', 'view > 0')}"],
+     "event_type_counts_totals"),
+    ("trend_total", [f"UPDATE hourly_trend SET total_events = total_events + 1 WHERE rowid = {one('hourly_trend', 'total_events > 0')}"],
+     "hourly_trend_totals"),
+    ("rolling_24h_off_by_1e-6", ["UPDATE hourly_trend SET rolling_avg_24h = rolling_avg_24h + 1e-6 WHERE rowid = 40"],
+     "rolling_averages"),
+    ("rolling_168h_relative", ["UPDATE hourly_trend SET rolling_avg_168h = rolling_avg_168h * 1.001 WHERE rowid = (SELECT max(rowid) FROM hourly_trend)"],
+     "rolling_averages"),
+    ("rolling_null", ["UPDATE hourly_trend SET rolling_avg_24h = NULL WHERE rowid = 1"], "rolling_averages"),
+    ("rolling_over_rows_not_from_the_first_hour", ["UPDATE hourly_trend SET rolling_avg_24h = total_events / 24.0 WHERE rowid = 1"],
+     "rolling_averages"),
+    ("prev_event_wrong", [f"UPDATE events_enriched SET prev_event = CASE prev_event WHEN 'view' THEN 'addtocart' ELSE 'view' END WHERE rowid = {one('events_enriched', LATER_EVENT)}"],
+     "prev_event"),
+    ("prev_event_on_a_first_event", [f"UPDATE events_enriched SET prev_event = 'view' WHERE rowid = {one('events_enriched', FIRST_EVENT)}"],
+     "prev_event"),
+    ("prev_event_missing", [f"UPDATE events_enriched SET prev_event = NULL WHERE rowid = {one('events_enriched', LATER_EVENT)}"],
+     "prev_event"),
+    ("prev_event_of_swapped_ties", ["UPDATE events_enriched SET prev_event = 'addtocart' WHERE visitorid = 101 AND event = 'transaction'"],
+     "prev_event"),
+    ("seconds_off_by_1ms", [f"UPDATE events_enriched SET seconds_since_prev_event = seconds_since_prev_event + 0.001 WHERE rowid = {one('events_enriched', LATER_EVENT)}"],
+     "seconds_since_prev_event"),
+    ("seconds_on_a_first_event", [f"UPDATE events_enriched SET seconds_since_prev_event = 0.0 WHERE rowid = {one('events_enriched', FIRST_EVENT)}"],
+     "seconds_since_prev_event"),
+    ("session_ids_skip_one", ["UPDATE events_enriched SET session_id = session_id + 1 WHERE visitorid = 303 AND session_id >= 3"],
+     "session_id"),
+    ("session_ids_from_0", ["UPDATE events_enriched SET session_id = session_id - 1 WHERE visitorid = 101"], "session_id"),
+    ("gap_of_30_min_1_ms_not_split", ["UPDATE events_enriched SET session_id = 1 WHERE visitorid = 202"], "session_id"),
+    ("gap_of_exactly_30_min_split", [f"UPDATE events_enriched SET session_id = session_id + 1 WHERE visitorid = 101 AND timestamp_ms >= {T0 + 40 * MIN}"],
+     "session_id"),
+    ("delete_a_session", [f"DELETE FROM sessions WHERE rowid = {one('sessions')}"], "sessions_totals"),
+    ("session_end_time", [f"UPDATE sessions SET end_time = start_time WHERE rowid = {one('sessions', 'duration_s > 0')}"],
+     "sessions_match_events"),
+    ("session_duration", [f"UPDATE sessions SET duration_s = duration_s + 1 WHERE rowid = {one('sessions')}"],
+     "sessions_match_events"),
+    ("session_converted", [f"UPDATE sessions SET converted = 1 - converted WHERE rowid = {one('sessions')}"],
+     "sessions_match_events"),
+    ("views_moved_between_sessions", [f"UPDATE sessions SET views = views + 1 WHERE rowid = {one('sessions')}",
+                                      f"UPDATE sessions SET views = views - 1 WHERE rowid = {one('sessions', 'views > 0 AND rowid > 1')}"],
+     "sessions_match_events"),
+    ("session_renumbered", [f"UPDATE sessions SET session_id = 9 WHERE rowid = {one('sessions')}"], "sessions_match_events"),
+    ("view_to_purchase_flipped", [f"UPDATE events_enriched SET view_to_purchase = 1 - view_to_purchase WHERE rowid = {one('events_enriched', 'view_to_purchase = 1')}"],
+     "view_to_purchase"),
+    ("view_to_purchase_on_an_addtocart", [f"UPDATE events_enriched SET view_to_purchase = 0 WHERE rowid = {one('events_enriched', 'event = ' + chr(39) + 'addtocart' + chr(39))}"],
+     "view_to_purchase"),
+    ("view_to_purchase_null_on_a_view", [f"UPDATE events_enriched SET view_to_purchase = NULL WHERE rowid = {one('events_enriched', 'view_to_purchase = 0')}"],
+     "view_to_purchase"),
+    ("funnel_buyers", ["UPDATE daily_funnel SET buyers = buyers + 1 WHERE rowid = 1"], "daily_funnel"),
+    ("funnel_rate", [f"UPDATE daily_funnel SET view_to_cart_rate = view_to_cart_rate + 0.01 WHERE rowid = {one('daily_funnel', 'view_to_cart_rate IS NOT NULL')}"],
+     "daily_funnel"),
+    ("funnel_rate_null", [f"UPDATE daily_funnel SET view_to_purchase_rate = NULL WHERE rowid = {one('daily_funnel', 'viewers > 0')}"],
+     "daily_funnel"),
+    ("funnel_rate_zero_instead_of_null", [f"UPDATE daily_funnel SET cart_to_purchase_rate = 0 WHERE rowid = {one('daily_funnel', 'carters = 0')}"],
+     "daily_funnel"),
+    ("funnel_date_missing", ["DELETE FROM daily_funnel WHERE rowid = (SELECT max(rowid) FROM daily_funnel)"], "daily_funnel"),
+    ("duplicate_item_property", ["INSERT INTO item_properties SELECT * FROM item_properties WHERE rowid = 1"],
+     "item_properties_unique"),
+    ("rows_rejected", ["UPDATE data_quality SET value = value + 1 WHERE check_name = 'rows_rejected'"], "data_quality_counts"),
+    ("events_published", ["UPDATE data_quality SET value = value - 1 WHERE check_name = 'events_published'"], "data_quality_counts"),
+    ("events_without_categoryid", ["UPDATE data_quality SET value = value + 1 WHERE check_name = 'events_without_categoryid'"],
+     "data_quality_counts"),
+    ("delete_a_rejected_row", [f"DELETE FROM rejected_rows WHERE rowid = {one('rejected_rows')}"], "data_quality_counts"),
+    ("delete_an_event", ["DELETE FROM events_enriched WHERE rowid = (SELECT max(rowid) FROM events_enriched)"], "data_quality_counts"),
+    ("data_lines_events", ["UPDATE data_quality SET value = value + 1 WHERE check_name = 'data_lines events.csv'"], "data_lines"),
+    ("data_lines_categories", ["UPDATE data_quality SET value = value - 1 WHERE check_name = 'data_lines category_tree.csv'"], "data_lines"),
+    ("duplicates_dropped", ["UPDATE data_quality SET value = value + 1 WHERE check_name = 'duplicate_events_dropped'"], "data_lines"),
+    ("item_property_lines_below_rejected", ["UPDATE data_quality SET value = 0 WHERE check_name = 'data_lines item_properties_part1.csv'"],
+     "data_lines"),
+    ("rejected_file_without_data_lines", ["UPDATE rejected_rows SET source_file = 'other.csv' WHERE rowid = 1"], "data_lines"),
+    ("data_quality_row_missing", ["DELETE FROM data_quality WHERE check_name = 'duplicate_events_dropped'"], "data_quality_names"),
+    ("data_quality_row_twice", ["INSERT INTO data_quality SELECT * FROM data_quality WHERE check_name = 'rows_rejected'"],
+     "data_quality_names"),
+    ("unknown_rejection_reason", ["UPDATE rejected_rows SET reason = 'bad row' WHERE rowid = 1"], "rejected_rows"),
+    ("rejected_header_line", ["UPDATE rejected_rows SET line_number = 1 WHERE rowid = 1"], "rejected_rows"),
+    ("drop_a_sessions_column", ["ALTER TABLE sessions DROP COLUMN converted"], "schema"),
+    ("drop_an_events_enriched_column", ["ALTER TABLE events_enriched DROP COLUMN root_categoryid"], "schema"),
+    ("drop_the_events_view", ["DROP VIEW events"], "schema"),
+    ("drop_a_table", ["DROP TABLE daily_funnel"], "schema"),
+    ("events_view_rows", ["DROP VIEW events",
+                          "CREATE VIEW events AS SELECT timestamp_ms, visitorid, event, itemid, transactionid FROM events_enriched WHERE rowid > 1"],
+     "events_values"),
+    ("transaction_without_id", [f"UPDATE events_enriched SET transactionid = NULL WHERE rowid = {one('events_enriched', 'transactionid IS NOT NULL AND event = ' + chr(39) + 'transaction' + chr(39))}"],
+     "events_values"),
+    ("unknown_event_type", [f"UPDATE events_enriched SET event = 'click' WHERE rowid = {one('events_enriched')}"], "events_values"),
+    ("event_hour", [f"UPDATE events_enriched SET event_hour = '2015-06-01 05:00:00' WHERE rowid = {one('events_enriched', 'event_hour <> ' + chr(39) + '2015-06-01 05:00:00' + chr(39))}"],
+     "event_time_columns"),
+    ("event_time_milliseconds", [f"UPDATE events_enriched SET event_time = substr(event_time, 1, 20) || '999' WHERE rowid = {one('events_enriched', 'timestamp_ms % 1000 <> 999')}"],
+     "event_time_columns"),
+    ("event_time_iso_t", ["UPDATE events_enriched SET event_time = replace(event_time, ' ', 'T') WHERE rowid = 1"], "event_time_columns"),
+    ("event_date", ["UPDATE events_enriched SET event_date = date(event_date, '+1 day') WHERE rowid = 1"], "event_time_columns"),
+    ("hour_of_day", ["UPDATE events_enriched SET hour_of_day = (hour_of_day + 1) % 24 WHERE rowid = 1"], "event_time_columns"),
+    ("category_depth", ["UPDATE category_tree SET depth = depth + 1 WHERE categoryid = 12"], "category_tree"),
+    ("category_root_of_a_root", ["UPDATE category_tree SET root_categoryid = 11 WHERE categoryid = 10"], "category_tree"),
+    ("category_missing_parent_depth", ["UPDATE category_tree SET depth = 0 WHERE categoryid = 13"], "category_tree"),
+    ("category_root_skips_a_level", ["UPDATE category_tree SET root_categoryid = 11 WHERE categoryid = 14"], "category_tree"),
+    ("category_repeated", ["INSERT INTO category_tree SELECT * FROM category_tree WHERE categoryid = 10"], "category_tree"),
+    ("event_root_category", [f"UPDATE events_enriched SET root_categoryid = 999 WHERE rowid = {one('events_enriched', 'root_categoryid IS NOT NULL')}"],
+     "events_category_columns"),
+    ("event_parent_outside_the_tree", ["UPDATE events_enriched SET parent_categoryid = 1 WHERE categoryid = 99"],
+     "events_category_columns"),
+    ("categoryid_not_the_latest_after_it", ["UPDATE events_enriched SET categoryid = 10, parent_categoryid = NULL, root_categoryid = 10"
+                                            f" WHERE itemid = 1 AND timestamp_ms > {T0 + 24 * H}"],
+     "point_in_time_attributes"),
+    ("categoryid_without_any_snapshot", ["UPDATE events_enriched SET categoryid = 10, parent_categoryid = NULL, root_categoryid = 10 WHERE itemid = 6"],
+     "point_in_time_attributes"),
+    ("available_not_the_latest_after_it", [f"UPDATE events_enriched SET available = 1 WHERE itemid = 1 AND timestamp_ms > {T0 + 24 * H}"],
+     "point_in_time_attributes"),
+]
+
+
+@pytest.mark.parametrize("statements, check", [c[1:] for c in CORRUPTIONS], ids=[c[0] for c in CORRUPTIONS])
+def test_each_corruption_fails_its_check(good_database, tmp_path, statements, check):
+    database = tmp_path / "corrupt.db"
+    shutil.copyfile(good_database, database)
+    connection = sqlite3.connect(database)
+    try:
+        with connection:
+            for sql in statements:
+                changed = connection.execute(sql).rowcount
+                assert changed != 0, f"the corruption changed nothing: {sql}"
+    finally:
+        connection.close()
+    result = run_verify("--database", database)
+    assert result.returncode != 0, result.stdout
+    assert check in failed_checks(result), result.stdout
+
+
+def test_time_text_outside_sqlite_years_agrees_with_the_reference():
+    for ms in (-62_167_219_200_001, -62_167_219_200_000, 253_402_300_800_000, 999_999_999_999_999_999,
+               -999_999_999_999_999_999, -1, 0, 1_433_116_800_123):
+        expected = (format_time(ms), format_date(ms), format_hour(ms), utc_parts(ms)[3])
+        assert verify_results.time_texts(ms) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(
+    st.from_regex(r"-?[0-9]{1,20}(\.[0-9]{0,3})?", fullmatch=True),
+    st.text(alphabet="-+.0123456789e n", max_size=8),
+))
+def test_sql_integer_reading_agrees_with_the_reference(text):
+    connection = sqlite3.connect(":memory:")
+    try:
+        got = connection.execute(f"SELECT {verify_results.sql_as_integer('x')} FROM (SELECT ? AS x)", (text,)).fetchone()[0]
+    finally:
+        connection.close()
+    assert got == parse_int(text)

@@ -1,0 +1,797 @@
+#!/usr/bin/env python3
+"""Check a published Retail Rocket database on its own, against the rules of SPEC.md.
+
+    python verify_results.py [--database FILE]
+
+Without ``--database`` the file is ``[retail] database`` of ``luigi.cfg`` in the repository root,
+else ``data/retail.db`` (a relative path is taken from the repository root). Every check prints one
+line, ``PASS name: detail`` or ``FAIL name: detail``; the exit status is 0 only when all pass.
+
+The checks recompute what can be recomputed from the published tables themselves (counts per hour,
+rolling averages, per-visitor ordering columns, sessions, the daily funnel, the category tree, the
+data_quality conservation rules of docs/decisions.md) with SQL, so they run in seconds on the full
+data set. The database is opened read-only; scratch tables live in an in-memory TEMP schema.
+Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import sqlite3
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_DATABASE = "data/retail.db"
+SESSION_GAP_MS = 1_800_000
+TOLERANCE = 1e-9
+
+SPEC_COLUMNS = {
+    "events": ["timestamp_ms", "visitorid", "event", "itemid", "transactionid"],
+    "events_enriched": [
+        "timestamp_ms", "visitorid", "event", "itemid", "transactionid", "event_time", "event_date",
+        "event_hour", "hour_of_day", "prev_event", "seconds_since_prev_event", "session_id",
+        "view_to_purchase", "categoryid", "available", "parent_categoryid", "root_categoryid",
+    ],
+    "item_properties": ["itemid", "property", "value", "timestamp_ms"],
+    "category_tree": ["categoryid", "parentid", "root_categoryid", "depth"],
+    "event_type_counts": ["hour", "view", "addtocart", "transaction", "total_events"],
+    "hourly_trend": ["hour", "total_events", "rolling_avg_24h", "rolling_avg_168h"],
+    "sessions": [
+        "visitorid", "session_id", "start_time", "end_time", "duration_s", "events", "views",
+        "addtocarts", "transactions", "converted",
+    ],
+    "daily_funnel": [
+        "date", "visitors", "viewers", "carters", "buyers", "view_to_cart_rate",
+        "cart_to_purchase_rate", "view_to_purchase_rate",
+    ],
+    "rejected_rows": ["source_file", "line_number", "reason", "raw"],
+    "data_quality": ["check_name", "value", "detail"],
+}
+SINGLE_CHECK_NAMES = [
+    "rows_rejected", "duplicate_events_dropped", "events_without_categoryid", "events_published",
+]
+FIXED_REASONS = {
+    "undecodable bytes", "blank line", "unknown event type", "transaction without transactionid",
+    "duplicate categoryid",
+}
+INTEGER_COLUMNS = {"timestamp", "visitorid", "itemid", "transactionid", "categoryid", "parentid"}
+
+# Seconds of 0000-01-01 00:00:00 and 9999-12-31 23:59:59: SQLite formats times in between.
+SQLITE_FIRST_SECOND = -62_167_219_200
+SQLITE_LAST_SECOND = 253_402_300_799
+
+# SQL pieces: floor division of a millisecond timestamp (SQLite's / and % truncate toward zero).
+MS_PART = "(((timestamp_ms % 1000) + 1000) % 1000)"
+SECONDS = f"((timestamp_ms - {MS_PART}) / 1000)"
+HOUR_NUMBER_OF_TEXT = "(CAST(strftime('%s', {x}) AS INTEGER) / 3600)"
+
+
+class CheckFailed(Exception):
+    """A check found the database wrong; the message says how."""
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+# --------------------------------------------------------------------------- time text in Python
+
+
+def civil_from_days(days: int) -> tuple[int, int, int]:
+    """Proleptic Gregorian (year, month, day) of a day number (0 = 1970-01-01), any integer."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (1 if month <= 2 else 0), month, day
+
+
+def time_texts(timestamp_ms: int) -> tuple[str, str, str, int]:
+    """(event_time, event_date, event_hour, hour_of_day) of a timestamp outside SQLite's years.
+    Years are written with at least four digits, a minus sign before year 0."""
+    seconds, millisecond = divmod(timestamp_ms, 1000)
+    days, second_of_day = divmod(seconds, 86400)
+    year, month, day = civil_from_days(days)
+    hour, rest = divmod(second_of_day, 3600)
+    minute, second = divmod(rest, 60)
+    year_text = f"{year:04d}" if year >= 0 else f"-{-year:04d}"
+    date = f"{year_text}-{month:02d}-{day:02d}"
+    return (f"{date} {hour:02d}:{minute:02d}:{second:02d}.{millisecond:03d}", date,
+            f"{date} {hour:02d}:00:00", hour)
+
+
+def sql_as_integer(column: str) -> str:
+    """SQL reading a text column as SPEC reads an integer (``-?[0-9]{1,18}(\\.0+)?``), else NULL."""
+    unsigned = f"(CASE WHEN substr({column}, 1, 1) = '-' THEN substr({column}, 2) ELSE {column} END)"
+    dot = f"instr({unsigned}, '.')"
+    whole = f"(CASE WHEN {dot} > 0 THEN substr({unsigned}, 1, {dot} - 1) ELSE {unsigned} END)"
+    fraction = f"(CASE WHEN {dot} > 0 THEN substr({unsigned}, {dot} + 1) END)"
+    is_integer = (f"(length({whole}) BETWEEN 1 AND 18 AND {whole} NOT GLOB '*[^0-9]*'"
+                  f" AND ({fraction} IS NULL OR ({fraction} <> '' AND {fraction} NOT GLOB '*[^0]*')))")
+    sign = f"(CASE WHEN substr({column}, 1, 1) = '-' THEN -1 ELSE 1 END)"
+    return f"(CASE WHEN {is_integer} THEN {sign} * CAST({whole} AS INTEGER) END)"
+
+
+# --------------------------------------------------------------------------- the checker
+
+
+class Verifier:
+    """Runs the checks on one open database; scratch tables are built once and shared."""
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.db = connection
+        self._built: dict[str, object] = {}
+        self.columns = {table: self.table_columns(table) for table in SPEC_COLUMNS}
+        self.tiebreak = "source_line" if "source_line" in self.columns["events_enriched"] else "rowid"
+
+    # helpers
+    def table_columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.db.execute(f'PRAGMA main.table_info("{table}")')]
+
+    def scalar(self, sql: str, *params):
+        return self.db.execute(sql, params).fetchone()[0]
+
+    def once(self, key: str, build):
+        if key not in self._built:
+            self._built[key] = build()
+        return self._built[key]
+
+    def event_count(self) -> int:
+        return self.once("event_count", lambda: self.scalar("SELECT count(*) FROM events_enriched"))
+
+    def event_hour_range(self):
+        """First and last event hour as hour numbers (hours since the epoch), or (None, None)."""
+        def build():
+            low, high = self.db.execute(
+                "SELECT min(timestamp_ms), max(timestamp_ms) FROM events_enriched").fetchone()
+            if low is None:
+                return None, None
+            return low // 3_600_000, high // 3_600_000
+        return self.once("event_hour_range", build)
+
+    def ordered_events(self) -> None:
+        """TEMP table ``ev``: events_enriched in per-visitor order, ``rn`` numbering that order."""
+        def build():
+            self.db.executescript(f"""
+                CREATE TEMP TABLE ev(
+                    rn INTEGER PRIMARY KEY, visitorid INTEGER, timestamp_ms INTEGER, event TEXT,
+                    itemid INTEGER, prev_event TEXT, secs REAL, session_id INTEGER, event_time TEXT);
+                INSERT INTO ev(visitorid, timestamp_ms, event, itemid, prev_event, secs, session_id,
+                               event_time)
+                SELECT visitorid, timestamp_ms, event, itemid, prev_event, seconds_since_prev_event,
+                       session_id, event_time
+                FROM main.events_enriched ORDER BY visitorid, timestamp_ms, {self.tiebreak};
+            """)
+            return True
+        self.once("ev", build)
+
+    def per_visitor_faults(self) -> dict:
+        """Counts (and one example) of rows whose prev_event / seconds_since_prev_event /
+        session_id disagree with the visitor's previous event."""
+        def build():
+            self.ordered_events()
+            faults = {
+                "prev_event": "CASE WHEN p.rn IS NULL THEN e.prev_event IS NOT NULL"
+                              " ELSE e.prev_event IS NOT p.event END",
+                "seconds": "CASE WHEN p.rn IS NULL THEN e.secs IS NOT NULL"
+                           " ELSE e.secs IS NULL OR e.secs < 0"
+                           f" OR abs(e.secs - (e.timestamp_ms - p.timestamp_ms) / 1000.0) > {TOLERANCE}"
+                           " END",
+                "session": "CASE WHEN p.rn IS NULL THEN e.session_id IS NOT 1"
+                           " ELSE e.session_id IS NOT p.session_id"
+                           f" + (e.timestamp_ms - p.timestamp_ms > {SESSION_GAP_MS}) END",
+            }
+            select = ", ".join(f"sum({sql}), min(CASE WHEN {sql} THEN e.rn END)" for sql in faults.values())
+            row = self.db.execute(f"""
+                SELECT {select}
+                FROM temp.ev e LEFT JOIN temp.ev p ON p.rn = e.rn - 1 AND p.visitorid = e.visitorid
+            """).fetchone()
+            result = {}
+            for index, name in enumerate(faults):
+                count, first_rn = row[2 * index] or 0, row[2 * index + 1]
+                example = None
+                if first_rn is not None:
+                    example = self.db.execute(
+                        "SELECT e.visitorid, e.timestamp_ms, e.event, e.prev_event, e.secs, e.session_id,"
+                        " p.event, p.timestamp_ms, p.session_id"
+                        " FROM temp.ev e LEFT JOIN temp.ev p ON p.rn = e.rn - 1 AND p.visitorid = e.visitorid"
+                        " WHERE e.rn = ?", (first_rn,)).fetchone()
+                result[name] = (count, example)
+            return result
+        return self.once("per_visitor", build)
+
+    def unique_index(self, table: str, columns: set[str]) -> str | None:
+        """The name of a unique index (or primary key) of ``table`` on some of ``columns``, which
+        makes SQLite itself guarantee that ``columns`` are unique together; else None."""
+        for index in self.db.execute(f'PRAGMA main.index_list("{table}")').fetchall():
+            name, unique = index[1], index[2]
+            indexed = {row[2] for row in self.db.execute(f'PRAGMA main.index_info("{name}")')}
+            if unique and indexed and indexed <= columns:
+                return name
+        return None
+
+    def data_quality_values(self) -> dict[str, list]:
+        def build():
+            values: dict[str, list] = {}
+            for name, value in self.db.execute("SELECT check_name, value FROM data_quality"):
+                values.setdefault(name, []).append(value)
+            return values
+        return self.once("data_quality", build)
+
+    # ------------------------------------------------------------------ the checks, in order
+
+    def check_schema(self) -> str:
+        missing = []
+        kinds = dict(self.db.execute("SELECT name, type FROM main.sqlite_master WHERE type IN ('table', 'view')"))
+        for table, columns in SPEC_COLUMNS.items():
+            if table not in kinds:
+                missing.append(f"table {table}")
+                continue
+            missing += [f"{table}.{column}" for column in columns if column not in self.columns[table]]
+        expect(not missing, "missing " + ", ".join(missing))
+        return f"{len(SPEC_COLUMNS)} tables, {sum(map(len, SPEC_COLUMNS.values()))} columns present"
+
+    def check_events_values(self) -> str:
+        events = self.scalar("SELECT count(*) FROM events")
+        expect(events == self.event_count(),
+               f"events has {events} rows, events_enriched {self.event_count()}")
+        bad_type, no_id, nulls = self.db.execute("""
+            SELECT coalesce(sum(event IS NULL OR event NOT IN ('view', 'addtocart', 'transaction')), 0),
+                   coalesce(sum(event = 'transaction' AND transactionid IS NULL), 0),
+                   coalesce(sum(timestamp_ms IS NULL OR visitorid IS NULL OR itemid IS NULL), 0)
+            FROM events_enriched""").fetchone()
+        expect(bad_type == 0, f"{bad_type} rows with an event type other than view/addtocart/transaction")
+        expect(no_id == 0, f"{no_id} transactions without transactionid")
+        expect(nulls == 0, f"{nulls} rows with a NULL timestamp_ms, visitorid or itemid")
+        return f"{events} events, types and transaction ids valid"
+
+    def check_event_time_columns(self) -> str:
+        """event_time, event_date, event_hour and hour_of_day agree with timestamp_ms."""
+        in_range = f"timestamp_ms BETWEEN {SQLITE_FIRST_SECOND * 1000} AND {SQLITE_LAST_SECOND * 1000 + 999}"
+        expected_time = (f"strftime('%Y-%m-%d %H:%M:%S', {SECONDS}, 'unixepoch')"
+                         f" || '.' || substr('00' || {MS_PART}, -3)")
+        # Once event_time is right (four-digit years here), the others are pieces of it.
+        wrong = f"""
+            event_time IS NOT {expected_time}
+            OR event_date IS NOT substr(event_time, 1, 10)
+            OR event_hour IS NOT substr(event_time, 1, 13) || ':00:00'
+            OR hour_of_day IS NOT CAST(substr(event_time, 12, 2) AS INTEGER)"""
+        count = self.scalar(f"SELECT count(*) FROM events_enriched WHERE {in_range} AND ({wrong})")
+        if count:
+            example = self.db.execute(f"""
+                SELECT timestamp_ms, event_time, event_date, event_hour, hour_of_day FROM events_enriched
+                WHERE {in_range} AND ({wrong}) LIMIT 1""").fetchone()
+            raise CheckFailed(f"{count} rows disagree with timestamp_ms, e.g. timestamp_ms={example[0]}:"
+                              f" {tuple(example[1:])}")
+        far = 0
+        for row in self.db.execute(f"""
+                SELECT timestamp_ms, event_time, event_date, event_hour, hour_of_day
+                FROM events_enriched WHERE NOT ({in_range})"""):
+            far += 1
+            expected = time_texts(row[0])
+            expect(tuple(row[1:]) == expected,
+                   f"timestamp_ms={row[0]}: found {tuple(row[1:])}, expected {expected}")
+        return f"{self.event_count()} rows agree" + (f" ({far} outside years 0000-9999)" if far else "")
+
+    def hours_of(self, table: str) -> str:
+        """Check that ``table``'s hours are canonical, unique and contiguous from the first to the
+        last event hour; returns a short description."""
+        first, last = self.event_hour_range()
+        rows, distinct, not_canonical, low, high = self.db.execute(f"""
+            SELECT count(*), count(DISTINCT hour),
+                   sum(hour IS NOT strftime('%Y-%m-%d %H:00:00', hour)),
+                   min({HOUR_NUMBER_OF_TEXT.format(x='hour')}), max({HOUR_NUMBER_OF_TEXT.format(x='hour')})
+            FROM {table}""").fetchone()
+        if first is None:
+            expect(rows == 0, f"{rows} rows but events_enriched is empty")
+            return "no events, no hours"
+        expect(not not_canonical, f"{not_canonical} hours not written as 'YYYY-MM-DD HH:00:00'")
+        expect(rows == distinct, f"{rows - distinct} repeated hours")
+        expect(low == first and high == last,
+               f"hours run from {low} to {high} (hour numbers), events from {first} to {last}")
+        expect(rows == last - first + 1,
+               f"{rows} hours between the first and the last event hour, expected {last - first + 1} (gaps)")
+        return f"{rows} hours, unique and contiguous"
+
+    def check_event_type_counts_hours(self) -> str:
+        return self.hours_of("event_type_counts")
+
+    def check_hourly_trend_hours(self) -> str:
+        detail = self.hours_of("hourly_trend")
+        only_one = self.scalar("""
+            SELECT count(*) FROM (
+                SELECT hour FROM hourly_trend EXCEPT SELECT hour FROM event_type_counts
+                UNION ALL
+                SELECT hour FROM event_type_counts EXCEPT SELECT hour FROM hourly_trend)""")
+        expect(only_one == 0, f"{only_one} hours in only one of hourly_trend and event_type_counts")
+        return detail + ", same hours as event_type_counts"
+
+    def check_event_type_counts_totals(self) -> str:
+        # Counts per hour in two cheap passes: all events (an index on event_hour answers that
+        # alone), then the few events that are not views (views are the rest).
+        self.db.executescript("""
+            DROP TABLE IF EXISTS temp.hour_all;
+            CREATE TEMP TABLE hour_all AS
+            SELECT event_hour AS hour, count(*) AS total FROM main.events_enriched GROUP BY event_hour;
+            DROP TABLE IF EXISTS temp.hour_other;
+            CREATE TEMP TABLE hour_other AS
+            SELECT +event_hour AS hour, sum(event = 'addtocart') AS carts, sum(event = 'transaction') AS transactions,
+                   count(*) AS others
+            FROM main.events_enriched WHERE event IS NOT 'view' GROUP BY +event_hour;
+            DROP TABLE IF EXISTS temp.hour_calc;
+            CREATE TEMP TABLE hour_calc AS
+            SELECT a.hour, a.total - coalesce(o.others, 0) AS views, coalesce(o.carts, 0) AS carts,
+                   coalesce(o.transactions, 0) AS transactions, a.total
+            FROM temp.hour_all a LEFT JOIN temp.hour_other o ON o.hour = a.hour;
+        """)
+        inconsistent = self.scalar("""SELECT count(*) FROM event_type_counts
+            WHERE total_events IS NOT "view" + addtocart + "transaction" """)
+        expect(inconsistent == 0, f"{inconsistent} hours where view + addtocart + transaction != total_events")
+        wrong = self.db.execute("""
+            SELECT t.hour, t."view", t.addtocart, t."transaction", t.total_events,
+                   coalesce(c.views, 0), coalesce(c.carts, 0), coalesce(c.transactions, 0), coalesce(c.total, 0)
+            FROM event_type_counts t LEFT JOIN temp.hour_calc c ON c.hour = t.hour
+            WHERE t."view" IS NOT coalesce(c.views, 0) OR t.addtocart IS NOT coalesce(c.carts, 0)
+               OR t."transaction" IS NOT coalesce(c.transactions, 0) OR t.total_events IS NOT coalesce(c.total, 0)
+            LIMIT 1""").fetchone()
+        expect(wrong is None, f"hour {wrong and wrong[0]}: table says {wrong and wrong[1:5]},"
+                              f" events_enriched gives {wrong and wrong[5:]}")
+        missing = self.scalar("""SELECT count(*) FROM temp.hour_calc
+            WHERE hour NOT IN (SELECT hour FROM event_type_counts)""")
+        expect(missing == 0, f"{missing} event hours of events_enriched missing from event_type_counts")
+        summed = self.scalar("SELECT sum(total_events) FROM event_type_counts") or 0
+        expect(summed == self.event_count(), f"total_events sum to {summed}, events_enriched has {self.event_count()}")
+        return f"{self.event_count()} events over {self.scalar('SELECT count(*) FROM temp.hour_calc')} busy hours"
+
+    def check_hourly_trend_totals(self) -> str:
+        wrong = self.scalar("""
+            SELECT count(*) FROM hourly_trend h LEFT JOIN event_type_counts t ON t.hour = h.hour
+            WHERE h.total_events IS NOT t.total_events""")
+        expect(wrong == 0, f"{wrong} hours where hourly_trend.total_events != event_type_counts.total_events")
+        return "total_events equal to event_type_counts"
+
+    def check_rolling_averages(self) -> str:
+        first, _ = self.event_hour_range()
+        if first is None:
+            return "no hours"
+        hour_number = HOUR_NUMBER_OF_TEXT.format(x="hour")
+        averages = []
+        for column, width in (("rolling_avg_24h", 24), ("rolling_avg_168h", 168)):
+            averages.append(f"""
+                abs({column} - sum(total_events) OVER (ORDER BY hn RANGE BETWEEN {width - 1} PRECEDING AND CURRENT ROW)
+                    * 1.0 / min({width}, hn - {first} + 1)) AS diff_{width},
+                {column} AS value_{width}""")
+        count, example = self.db.execute(f"""
+            SELECT count(*), min(hour) FROM (
+                SELECT hour, {", ".join(averages)}
+                FROM (SELECT hour, total_events, rolling_avg_24h, rolling_avg_168h, {hour_number} AS hn
+                      FROM hourly_trend))
+            WHERE value_24 IS NULL OR value_168 IS NULL OR diff_24 IS NULL OR diff_168 IS NULL
+               OR diff_24 > {TOLERANCE} * max(1.0, abs(value_24))
+               OR diff_168 > {TOLERANCE} * max(1.0, abs(value_168))""").fetchone()
+        expect(count == 0, f"{count} hours whose rolling averages differ from the recomputed ones, e.g. {example}")
+        return "rolling_avg_24h and rolling_avg_168h recomputed over spans of hours"
+
+    def per_visitor_check(self, name: str, what: str) -> str:
+        count, example = self.per_visitor_faults()[name]
+        if count:
+            keys = ("visitorid", "timestamp_ms", "event", "prev_event", "seconds_since_prev_event",
+                    "session_id", "previous event", "previous timestamp_ms", "previous session_id")
+            raise CheckFailed(f"{count} rows wrong, e.g. " + ", ".join(f"{k}={v}" for k, v in zip(keys, example)))
+        return f"{what} (order: visitorid, timestamp_ms, {self.tiebreak})"
+
+    def check_prev_event(self) -> str:
+        return self.per_visitor_check("prev_event", "NULL exactly on first events, else the previous type")
+
+    def check_seconds_since_prev_event(self) -> str:
+        return self.per_visitor_check("seconds", "NULL exactly on first events, else the gap / 1000.0")
+
+    def check_session_id(self) -> str:
+        return self.per_visitor_check("session", "starts at 1, +1 exactly after gaps over 30 minutes")
+
+    def session_aggregates(self) -> None:
+        def build():
+            self.ordered_events()
+            self.db.executescript("""
+                CREATE TEMP TABLE sess_calc(
+                    visitorid INTEGER, session_id INTEGER, first_rn INTEGER, last_rn INTEGER,
+                    events INTEGER, views INTEGER, addtocarts INTEGER, transactions INTEGER,
+                    PRIMARY KEY (visitorid, session_id)) WITHOUT ROWID;
+                INSERT INTO sess_calc
+                SELECT visitorid, session_id, min(rn), max(rn), count(*), sum(event = 'view'),
+                       sum(event = 'addtocart'), sum(event = 'transaction')
+                FROM temp.ev GROUP BY visitorid, session_id;
+            """)
+            return True
+        self.once("sess_calc", build)
+
+    def check_sessions_totals(self) -> str:
+        self.session_aggregates()
+        sessions, events, views, carts, transactions = self.db.execute(
+            "SELECT count(*), sum(events), sum(views), sum(addtocarts), sum(transactions) FROM sessions").fetchone()
+        expected = self.db.execute(
+            "SELECT count(*), sum(events), sum(views), sum(addtocarts), sum(transactions)"
+            " FROM temp.sess_calc").fetchone()
+        found = (sessions, events or 0, views or 0, carts or 0, transactions or 0)
+        expected = tuple(value or 0 for value in expected)
+        expect(found == expected,
+               "(sessions, events, views, addtocarts, transactions) = "
+               f"{found} in sessions, {expected} from events_enriched")
+        return f"{sessions} sessions, {events or 0} events"
+
+    def check_sessions_match_events(self) -> str:
+        self.session_aggregates()
+        if self.unique_index("sessions", {"visitorid", "session_id"}) is None:
+            repeated = self.scalar("""SELECT count(*) FROM (
+                SELECT 1 FROM sessions GROUP BY visitorid, session_id HAVING count(*) > 1)""")
+            expect(repeated == 0, f"{repeated} (visitorid, session_id) repeated in sessions")
+        count, example = self.db.execute(f"""
+            SELECT count(*), min(s.visitorid || '/' || s.session_id)
+            FROM sessions s
+            LEFT JOIN temp.sess_calc c ON c.visitorid = s.visitorid AND c.session_id = s.session_id
+            LEFT JOIN temp.ev f ON f.rn = c.first_rn
+            LEFT JOIN temp.ev l ON l.rn = c.last_rn
+            WHERE c.visitorid IS NULL
+               OR s.start_time IS NOT f.event_time OR s.end_time IS NOT l.event_time
+               OR s.duration_s IS NULL
+               OR abs(s.duration_s - (l.timestamp_ms - f.timestamp_ms) / 1000.0) > {TOLERANCE}
+               OR s.events IS NOT c.events OR s.views IS NOT c.views OR s.addtocarts IS NOT c.addtocarts
+               OR s.transactions IS NOT c.transactions OR s.converted IS NOT (c.transactions > 0)
+        """).fetchone()
+        expect(count == 0, f"{count} sessions disagree with their events (or have none),"
+                           f" e.g. visitor/session {example}")
+        calc = self.scalar("SELECT count(*) FROM temp.sess_calc")
+        rows = self.scalar("SELECT count(*) FROM sessions")
+        expect(rows == calc, f"{rows} sessions, {calc} distinct (visitorid, session_id) in events_enriched")
+        return f"{rows} sessions: start/end/duration/counts/converted agree with events_enriched"
+
+    def check_view_to_purchase(self) -> str:
+        self.db.executescript("""
+            DROP TABLE IF EXISTS temp.last_purchase;
+            CREATE TEMP TABLE last_purchase(visitorid INTEGER, itemid INTEGER, last_ms INTEGER,
+                                        PRIMARY KEY (visitorid, itemid)) WITHOUT ROWID;
+            INSERT INTO last_purchase
+            SELECT visitorid, itemid, max(timestamp_ms) FROM main.events_enriched
+            WHERE event = 'transaction' GROUP BY visitorid, itemid;
+        """)
+        wrong = """CASE WHEN e.event = 'view'
+                        THEN e.view_to_purchase IS NOT (p.last_ms IS NOT NULL AND p.last_ms >= e.timestamp_ms)
+                        ELSE e.view_to_purchase IS NOT NULL END"""
+        count, example = self.db.execute(f"""
+            SELECT count(*), min(e.visitorid || '/' || e.itemid || '/' || e.timestamp_ms)
+            FROM events_enriched e
+            LEFT JOIN temp.last_purchase p ON p.visitorid = e.visitorid AND p.itemid = e.itemid
+            WHERE {wrong}""").fetchone()
+        expect(count == 0, f"{count} rows wrong (NULL off views, 0/1 on views by a later-or-equal "
+                           f"transaction), e.g. visitor/item/timestamp {example}")
+        return "NULL off views; on views 1 exactly when a transaction of the item follows (>=)"
+
+    def check_daily_funnel(self) -> str:
+        self.db.executescript("""
+            DROP TABLE IF EXISTS temp.funnel_calc;
+            CREATE TEMP TABLE funnel_calc AS
+            SELECT event_date AS date, count(DISTINCT visitorid) AS visitors,
+                   count(DISTINCT CASE WHEN event = 'view' THEN visitorid END) AS viewers,
+                   count(DISTINCT CASE WHEN event = 'addtocart' THEN visitorid END) AS carters,
+                   count(DISTINCT CASE WHEN event = 'transaction' THEN visitorid END) AS buyers
+            FROM main.events_enriched GROUP BY event_date;
+        """)
+        rows, distinct = self.db.execute("SELECT count(*), count(DISTINCT date) FROM daily_funnel").fetchone()
+        expected = self.scalar("SELECT count(*) FROM temp.funnel_calc")
+        expect(rows == distinct, f"{rows - distinct} repeated dates")
+        expect(rows == expected, f"{rows} rows, {expected} dates with events")
+
+        def rate(column: str, numerator: str, denominator: str) -> str:
+            return f"""(CASE WHEN c.{denominator} = 0 THEN f.{column} IS NOT NULL
+                        ELSE f.{column} IS NULL
+                          OR abs(f.{column} - c.{numerator} * 1.0 / c.{denominator}) > {TOLERANCE} END)"""
+
+        wrong = self.db.execute(f"""
+            SELECT f.date FROM daily_funnel f LEFT JOIN temp.funnel_calc c ON c.date = f.date
+            WHERE c.date IS NULL OR f.visitors IS NOT c.visitors OR f.viewers IS NOT c.viewers
+               OR f.carters IS NOT c.carters OR f.buyers IS NOT c.buyers
+               OR {rate("view_to_cart_rate", "carters", "viewers")}
+               OR {rate("cart_to_purchase_rate", "buyers", "carters")}
+               OR {rate("view_to_purchase_rate", "buyers", "viewers")}
+            LIMIT 1""").fetchone()
+        expect(wrong is None, f"date {wrong and wrong[0]}: counts or rates differ from events_enriched")
+        return f"{rows} dates: visitors/viewers/carters/buyers and rates recomputed"
+
+    def check_data_quality_names(self) -> str:
+        values = self.data_quality_values()
+        problems = [f"{name} appears {len(v)} times" for name, v in values.items() if len(v) > 1]
+        problems += [f"{name} missing" for name in SINGLE_CHECK_NAMES if name not in values]
+        files = [name[len("data_lines "):] for name in values if name.startswith("data_lines ")]
+        for stem in ("events.csv", "category_tree.csv"):
+            if sum(1 for f in files if f in (stem, stem + ".gz")) != 1:
+                problems.append(f"not exactly one 'data_lines {stem}[.gz]'")
+        if not any(f.startswith("item_properties") for f in files):
+            problems.append("no 'data_lines item_properties*'")
+        expect(not problems, "; ".join(problems))
+        return f"{len(values)} check names, one row each"
+
+    def single_value(self, name: str):
+        values = self.data_quality_values().get(name)
+        expect(values is not None and len(values) == 1, f"data_quality has no single row {name!r}")
+        return values[0]
+
+    def check_data_quality_counts(self) -> str:
+        published = self.single_value("events_published")
+        expect(published == self.event_count(),
+               f"events_published = {published}, events_enriched has {self.event_count()}")
+        rejected = self.single_value("rows_rejected")
+        rows = self.scalar("SELECT count(*) FROM rejected_rows")
+        expect(rejected == rows, f"rows_rejected = {rejected}, rejected_rows has {rows}")
+        without = self.single_value("events_without_categoryid")
+        nulls = self.scalar("SELECT count(*) FROM events_enriched WHERE categoryid IS NULL")
+        expect(without == nulls, f"events_without_categoryid = {without}, events_enriched has {nulls} NULL categoryid")
+        duplicates = self.single_value("duplicate_events_dropped")
+        expect(duplicates is not None and duplicates >= 0, f"duplicate_events_dropped = {duplicates}")
+        return (f"events_published={published}, rows_rejected={rejected}, "
+                f"events_without_categoryid={without}, duplicate_events_dropped={duplicates}")
+
+    def check_data_lines(self) -> str:
+        values = self.data_quality_values()
+        rejected = dict(self.db.execute("SELECT source_file, count(*) FROM rejected_rows GROUP BY source_file"))
+        lines_of = {name[len("data_lines "):]: v[0] for name, v in values.items() if name.startswith("data_lines ")}
+        problems = []
+        unknown = sorted(set(rejected) - set(lines_of))
+        if unknown:
+            problems.append(f"rejected rows of files without data_lines: {unknown}")
+        property_loaded = 0
+        for file, lines in sorted(lines_of.items()):
+            file_rejected = rejected.get(file, 0)
+            if file in ("events.csv", "events.csv.gz"):
+                loaded = self.single_value("events_published") + self.single_value("duplicate_events_dropped")
+                if lines != loaded + file_rejected:
+                    problems.append(f"{file}: {lines} lines != {loaded} loaded (published + duplicates)"
+                                    f" + {file_rejected} rejected")
+            elif file in ("category_tree.csv", "category_tree.csv.gz"):
+                loaded = self.scalar("SELECT count(*) FROM category_tree")
+                if lines != loaded + file_rejected:
+                    problems.append(f"{file}: {lines} lines != {loaded} categories + {file_rejected} rejected")
+            elif file.startswith("item_properties"):
+                if lines < file_rejected:
+                    problems.append(f"{file}: {lines} lines < {file_rejected} rejected")
+                property_loaded += lines - file_rejected
+            else:
+                problems.append(f"data_lines of an unexpected file {file!r}")
+        latest = self.scalar("SELECT count(*) FROM item_properties")
+        if latest > property_loaded:
+            problems.append(f"item_properties has {latest} rows, more than the {property_loaded}"
+                            " loaded snapshot lines")
+        expect(not problems, "; ".join(problems))
+        return "lines = loaded + rejected for " + ", ".join(sorted(lines_of))
+
+    def check_rejected_rows(self) -> str:
+        problems = []
+        for file, line, reason in self.db.execute("SELECT source_file, line_number, reason FROM rejected_rows"):
+            known = reason in FIXED_REASONS
+            if isinstance(reason, str) and reason.startswith("wrong number of fields: expected "):
+                known = True
+            if isinstance(reason, str) and reason.endswith(" is not an integer"):
+                known = reason[: -len(" is not an integer")] in INTEGER_COLUMNS
+            if not known:
+                problems.append(f"{file}:{line}: unknown reason {reason!r}")
+            if not isinstance(line, int) or line < 2:
+                problems.append(f"{file}:{line}: line number before the first data line")
+            if len(problems) >= 3:
+                break
+        repeated = self.scalar("""SELECT count(*) FROM (
+            SELECT 1 FROM rejected_rows GROUP BY source_file, line_number HAVING count(*) > 1)""")
+        if repeated:
+            problems.append(f"{repeated} (source_file, line_number) rejected twice")
+        expect(not problems, "; ".join(problems))
+        return f"{self.scalar('SELECT count(*) FROM rejected_rows')} rows with known reasons and data line numbers"
+
+    def check_item_properties_unique(self) -> str:
+        index = self.unique_index("item_properties", {"itemid", "property"})
+        if index is not None:
+            return f"enforced by unique index {index}"
+        rows, distinct = self.db.execute("""SELECT (SELECT count(*) FROM item_properties),
+            (SELECT count(*) FROM (SELECT DISTINCT itemid, property FROM item_properties))""").fetchone()
+        expect(rows == distinct, f"{rows - distinct} rows repeat an earlier (itemid, property)")
+        return "no (itemid, property) repeated"
+
+    def check_category_tree(self) -> str:
+        rows, distinct = self.db.execute("SELECT count(*), count(DISTINCT categoryid) FROM category_tree").fetchone()
+        expect(rows == distinct, f"{rows - distinct} repeated categoryid")
+        roots = self.scalar("""SELECT count(*) FROM category_tree
+            WHERE depth IS NULL OR (depth = 0) IS NOT (categoryid = root_categoryid)
+               OR (depth = 0) IS NOT (parentid IS NULL)""")
+        expect(roots == 0, f"{roots} categories where depth = 0, categoryid = root_categoryid and"
+                           " parentid IS NULL do not go together")
+        wrong = self.db.execute("""
+            SELECT c.categoryid FROM category_tree c LEFT JOIN category_tree p ON p.categoryid = c.parentid
+            WHERE c.parentid IS NOT NULL AND CASE WHEN p.categoryid IS NULL
+                THEN c.root_categoryid IS NOT c.parentid OR c.depth IS NOT 1
+                ELSE c.root_categoryid IS NOT p.root_categoryid OR c.depth IS NOT p.depth + 1 END
+            LIMIT 1""").fetchone()
+        expect(wrong is None, f"category {wrong and wrong[0]}: root/depth disagree with its parent's")
+        return f"{rows} categories, roots at depth 0, root and depth follow the parents"
+
+    def check_events_category_columns(self) -> str:
+        self.db.executescript("""
+            DROP TABLE IF EXISTS temp.category;
+            CREATE TEMP TABLE category(categoryid INTEGER PRIMARY KEY, parentid INTEGER,
+                                   root_categoryid INTEGER) WITHOUT ROWID;
+            INSERT OR IGNORE INTO category SELECT categoryid, parentid, root_categoryid
+            FROM main.category_tree WHERE categoryid IS NOT NULL;
+        """)
+        count, example = self.db.execute("""
+            SELECT count(*), min(e.categoryid) FROM events_enriched e
+            LEFT JOIN temp.category c ON c.categoryid = e.categoryid
+            WHERE e.parent_categoryid IS NOT c.parentid OR e.root_categoryid IS NOT c.root_categoryid""").fetchone()
+        expect(count == 0, f"{count} events whose parent/root differ from category_tree, e.g. categoryid {example}")
+        return "parent_categoryid/root_categoryid from category_tree, NULL outside it"
+
+    def check_point_in_time_attributes(self) -> str:
+        """Where item_properties can tell: a non-NULL attribute needs a snapshot of (item, property),
+        and an event at or after the latest snapshot carries that snapshot's value read as an
+        integer (NULL if it is not one)."""
+        as_integer = sql_as_integer("value")
+
+        def latest(prop: str, what: str) -> str:
+            return f"max(CASE WHEN property = '{prop}' THEN {what} END)"
+
+        self.db.executescript(f"""
+            DROP TABLE IF EXISTS temp.latest_attribute;
+            CREATE TEMP TABLE latest_attribute(
+                itemid INTEGER PRIMARY KEY, category_ms INTEGER, category INTEGER,
+                available_ms INTEGER, available INTEGER);
+            INSERT INTO latest_attribute
+            SELECT itemid, {latest('categoryid', 'timestamp_ms')}, {latest('categoryid', as_integer)},
+                   {latest('available', 'timestamp_ms')}, {latest('available', as_integer)}
+            FROM main.item_properties
+            WHERE property IN ('categoryid', 'available') AND itemid IN (SELECT itemid FROM main.events_enriched)
+            GROUP BY itemid;
+        """)
+
+        def contradicts(column: str) -> str:
+            return f"""CASE WHEN a.{column}_ms IS NULL THEN e.{column} IS NOT NULL
+                            WHEN e.timestamp_ms >= a.{column}_ms THEN e.{column} IS NOT a.{column}
+                            ELSE 0 END"""
+
+        row = self.db.execute(f"""
+            SELECT coalesce(sum({contradicts("category")}), 0),
+                   min(CASE WHEN {contradicts("category")} THEN e.itemid || '@' || e.timestamp_ms END),
+                   coalesce(sum({contradicts("available")}), 0),
+                   min(CASE WHEN {contradicts("available")} THEN e.itemid || '@' || e.timestamp_ms END)
+            FROM (SELECT itemid, timestamp_ms, categoryid AS category, available FROM events_enriched) e
+            LEFT JOIN temp.latest_attribute a ON a.itemid = e.itemid""").fetchone()
+        for column, count, example in (("categoryid", row[0], row[1]), ("available", row[2], row[3])):
+            expect(count == 0, f"{count} events whose {column} contradicts item_properties"
+                               f" (none known, or not the latest value after its snapshot), e.g. item@time {example}")
+        return "categoryid and available agree with item_properties where it can tell"
+
+    # Every check in the order of the report, with its lane: a thread with a connection of its
+    # own. The per-visitor checks share TEMP tables, so they run on one connection.
+    CHECKS = [
+        ("schema", check_schema, "tables"),
+        ("events_values", check_events_values, "tables"),
+        ("event_time_columns", check_event_time_columns, "hours"),
+        ("event_type_counts_hours", check_event_type_counts_hours, "hours"),
+        ("hourly_trend_hours", check_hourly_trend_hours, "hours"),
+        ("event_type_counts_totals", check_event_type_counts_totals, "hours"),
+        ("hourly_trend_totals", check_hourly_trend_totals, "hours"),
+        ("rolling_averages", check_rolling_averages, "hours"),
+        ("prev_event", check_prev_event, "visitors"),
+        ("seconds_since_prev_event", check_seconds_since_prev_event, "visitors"),
+        ("session_id", check_session_id, "visitors"),
+        ("sessions_totals", check_sessions_totals, "visitors"),
+        ("sessions_match_events", check_sessions_match_events, "visitors"),
+        ("view_to_purchase", check_view_to_purchase, "tables"),
+        ("daily_funnel", check_daily_funnel, "hours"),
+        ("data_quality_names", check_data_quality_names, "tables"),
+        ("data_quality_counts", check_data_quality_counts, "tables"),
+        ("data_lines", check_data_lines, "tables"),
+        ("rejected_rows", check_rejected_rows, "tables"),
+        ("item_properties_unique", check_item_properties_unique, "tables"),
+        ("category_tree", check_category_tree, "tables"),
+        ("events_category_columns", check_events_category_columns, "tables"),
+        ("point_in_time_attributes", check_point_in_time_attributes, "tables"),
+    ]
+    LANES = ("visitors", "hours", "tables")
+
+    def run_one(self, name: str, method, timings: bool = False) -> tuple[str, bool]:
+        """The report line of one check and whether it passed."""
+        started = time.perf_counter()
+        try:
+            line, passed = f"PASS {name}: {method(self)}", True
+        except CheckFailed as failure:
+            line, passed = f"FAIL {name}: {failure}", False
+        except sqlite3.Error as error:
+            line, passed = f"FAIL {name}: SQLite error: {error}", False
+        except Exception as error:  # a check that cannot finish has not passed
+            line, passed = f"FAIL {name}: {type(error).__name__}: {error}", False
+        if timings:
+            line += f" [{time.perf_counter() - started:.2f}s]"
+        return line, passed
+
+
+def run_checks(path: Path, out=sys.stdout, timings: bool = False) -> bool:
+    """Run every check, one thread and connection per lane, and print the report lines in the
+    order of ``Verifier.CHECKS`` as they become available. True when all pass."""
+    results: dict[str, Future] = {name: Future() for name, _, _ in Verifier.CHECKS}
+
+    def run_lane(lane: str) -> None:
+        mine = [(name, method) for name, method, where in Verifier.CHECKS if where == lane]
+        try:
+            connection = open_read_only(path)
+            try:
+                verifier = Verifier(connection)
+                for name, method in mine:
+                    results[name].set_result(verifier.run_one(name, method, timings))
+            finally:
+                connection.close()
+        except BaseException as error:  # never leave the report waiting
+            for name, _ in mine:
+                if not results[name].done():
+                    results[name].set_result((f"FAIL {name}: {type(error).__name__}: {error}", False))
+
+    threads = [threading.Thread(target=run_lane, args=(lane,), daemon=True) for lane in Verifier.LANES]
+    for thread in threads:
+        thread.start()
+    all_passed = True
+    for name, _, _ in Verifier.CHECKS:
+        line, passed = results[name].result()
+        print(line, file=out, flush=True)
+        all_passed = all_passed and passed
+    for thread in threads:
+        thread.join()
+    return all_passed
+
+
+def default_database() -> Path:
+    database = DEFAULT_DATABASE
+    config_file = REPO_ROOT / "luigi.cfg"
+    if config_file.is_file():
+        config = configparser.ConfigParser(interpolation=None)
+        config.read(config_file)
+        database = config.get("retail", "database", fallback=DEFAULT_DATABASE)
+    path = Path(database).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    connection.execute("PRAGMA temp_store = MEMORY")
+    connection.execute("PRAGMA cache_size = -262144")  # 256 MiB of page cache
+    connection.execute("PRAGMA mmap_size = 4294967296")  # read pages straight from the file cache
+    return connection
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", type=Path, default=None,
+                        help="the published SQLite file (default: [retail] database in luigi.cfg, else data/retail.db)")
+    parser.add_argument("--timings", action="store_true", help="append each check's run time")
+    args = parser.parse_args(argv)
+    path = args.database if args.database is not None else default_database()
+    if not path.is_file():
+        print(f"FAIL database: {path} does not exist")
+        return 2
+    try:
+        connection = open_read_only(path)
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        print(f"FAIL database: cannot read {path}: {error}")
+        return 2
+    return 0 if run_checks(path, timings=args.timings) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
