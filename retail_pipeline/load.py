@@ -6,6 +6,7 @@ import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import pyarrow as pa
 
@@ -41,12 +42,18 @@ def check_header(fmt: RowFormat, path: str, header: bytes) -> None:
 
 
 def load_file(
-    fmt: RowFormat, path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, threads: int = 2
+    fmt: RowFormat,
+    path: str | os.PathLike,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    threads: int = 2,
+    progress: Callable[[str, int], None] | None = None,
 ) -> LoadedFile:
     """Read a whole input file of format ``fmt``.
 
     Chunks are parsed on ``threads`` threads (Arrow releases the GIL), with at most a few
     chunks in flight so memory stays bounded by the chunk size, not the file size.
+    ``progress(file_name, lines_so_far)`` is called after each chunk.
     """
     path = os.fspath(path)
     header, chunks = read_header_and_chunks(path, chunk_bytes=chunk_bytes)
@@ -66,6 +73,8 @@ def load_file(
 
         for chunk in chunks:
             data_lines += len(chunk.lines)
+            if progress is not None:
+                progress(os.path.basename(path), data_lines)
             in_flight.append(pool.submit(parse_chunk, fmt, chunk))
             while len(in_flight) > threads:
                 collect_one()

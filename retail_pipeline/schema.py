@@ -102,6 +102,48 @@ TABLES: dict[str, TableSchema] = {
             (("check_name", T), ("value", I), ("detail", T)),
             primary_key=("check_name",),
         ),
+        # Analysis tables for browsing in Datasette (retail_pipeline/analytics.py).
+        TableSchema(
+            "overview",
+            (
+                ("period", T), ("first_event_time", T), ("last_event_time", T), ("days", I), ("events", I),
+                ("views", I), ("addtocarts", I), ("transactions", I), ("visitors", I), ("viewers", I),
+                ("carters", I), ("buyers", I), ("sessions", I), ("converted_sessions", I), ("items", I),
+                ("categories", I), ("purchased_views", I), ("visitor_to_buyer_rate", R),
+                ("session_conversion_rate", R), ("view_to_purchase_rate", R),
+            ),
+            primary_key=("period",),
+        ),
+        TableSchema(
+            "item_stats",
+            (
+                ("itemid", I), ("categoryid", I), ("root_categoryid", I), ("events", I), ("views", I),
+                ("addtocarts", I), ("transactions", I), ("visitors", I), ("buyers", I), ("purchased_views", I),
+                ("view_to_purchase_rate", R), ("first_event_time", T), ("last_event_time", T),
+            ),
+            primary_key=("itemid",),
+            indexes=(("categoryid",), ("root_categoryid",), ("views",), ("addtocarts",), ("transactions",)),
+        ),
+        TableSchema(
+            "category_stats",
+            (
+                ("categoryid", I), ("parentid", I), ("root_categoryid", I), ("depth", I), ("in_tree", I),
+                ("children", I), ("items", I), ("events", I), ("views", I), ("addtocarts", I),
+                ("transactions", I), ("visitors", I), ("buyers", I), ("purchased_views", I),
+                ("view_to_purchase_rate", R), ("visitor_to_buyer_rate", R), ("direct_events", I),
+            ),
+            primary_key=("categoryid",),
+            indexes=(("parentid",), ("root_categoryid",)),
+        ),
+        TableSchema(
+            "hour_of_day_profile",
+            (
+                ("hour_of_day", I), ("events", I), ("views", I), ("addtocarts", I), ("transactions", I),
+                ("visitors", I), ("buyers", I), ("avg_events_per_day", R), ("share_of_events", R),
+                ("purchased_views", I), ("view_to_purchase_rate", R), ("visitor_to_buyer_rate", R),
+            ),
+            primary_key=("hour_of_day",),
+        ),
     )
 }
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,9 @@ def python_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return out
 
 
-def insert_rows(conn: sqlite3.Connection, name: str, columns: list[np.ndarray]) -> None:
+def insert_rows(
+    conn: sqlite3.Connection, name: str, columns: list[np.ndarray], progress: Callable[[int], None] | None = None
+) -> None:
     """Insert object-array columns with multi-row INSERT statements (one transaction is the caller's)."""
     width = len(columns)
     n = len(columns[0]) if columns else 0
@@ -99,9 +102,13 @@ def insert_rows(conn: sqlite3.Connection, name: str, columns: list[np.ndarray]) 
         if whole < rows:
             sql = f"INSERT INTO [{name}] VALUES ({','.join('?' * width)})"
             conn.executemany(sql, (flat[i: i + width] for i in range(whole * width, rows * width, width)))
+        if progress is not None:
+            progress(stop)
 
 
-def write_table(table: pa.Table, schema: TableSchema, path: str | os.PathLike) -> int:
+def write_table(
+    table: pa.Table, schema: TableSchema, path: str | os.PathLike, progress: Callable[[int], None] | None = None
+) -> int:
     """Write ``table`` as the only table of a new SQLite file at ``path``; return the row count.
 
     The columns are taken by the schema's names, in its order. ``path`` must not exist (the
@@ -114,7 +121,7 @@ def write_table(table: pa.Table, schema: TableSchema, path: str | os.PathLike) -
         conn.execute(schema.create_sql())
         columns = [python_values(table.column(name)) for name in schema.column_names]
         conn.execute("BEGIN")
-        insert_rows(conn, schema.name, columns)
+        insert_rows(conn, schema.name, columns, progress)
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -129,34 +136,47 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def publish_database(parts: dict[str, str | os.PathLike], database: str | os.PathLike, build_info: dict) -> None:
+def publish_database(
+    parts: dict[str, list[str | os.PathLike]],
+    database: str | os.PathLike,
+    build_info: dict,
+    progress: Callable[[str], None] | None = None,
+) -> None:
     """Assemble the part files into ``database``, replacing it atomically.
 
-    ``parts`` maps every table of ``schema.TABLES`` to the SQLite file holding it.
+    ``parts`` maps every table of ``schema.TABLES`` to the SQLite files holding its rows, in
+    row order. The first part of the largest table is copied as the base file; every other
+    part is appended with ``INSERT … SELECT``.
     """
     missing = set(TABLES) - set(parts)
     if missing:
         raise ValueError(f"no part file for tables: {sorted(missing)}")
+    say = progress or (lambda message: None)
     database = Path(database)
     database.parent.mkdir(parents=True, exist_ok=True)
     temporary = database.with_name(f".{database.name}.building-{os.getpid()}")
-    base_table = max(parts, key=lambda name: os.path.getsize(parts[name]))
-    shutil.copyfile(parts[base_table], temporary)
+    base_table = max(parts, key=lambda name: sum(os.path.getsize(p) for p in parts[name]))
+    say(f"copying the first part of {base_table}")
+    shutil.copyfile(parts[base_table][0], temporary)
     try:
         conn = _fast_connection(temporary)
         db = sqlite_utils.Database(conn)
-        for name, part in parts.items():
-            if name == base_table:
-                continue
-            conn.execute("ATTACH DATABASE ? AS part", (os.fspath(part),))
-            conn.execute("BEGIN")
-            conn.execute(TABLES[name].create_sql())
-            conn.execute(f"INSERT INTO main.[{name}] SELECT * FROM part.[{name}]")
-            conn.execute("COMMIT")
-            conn.execute("DETACH DATABASE part")
+        for name, files in parts.items():
+            for index, part in enumerate(files):
+                if name == base_table and index == 0:
+                    continue
+                say(f"copying {name} part {index + 1} of {len(files)}")
+                conn.execute("ATTACH DATABASE ? AS part", (os.fspath(part),))
+                conn.execute("BEGIN")
+                if index == 0:
+                    conn.execute(TABLES[name].create_sql())
+                conn.execute(f"INSERT INTO main.[{name}] SELECT * FROM part.[{name}]")
+                conn.execute("COMMIT")
+                conn.execute("DETACH DATABASE part")
         conn.execute("BEGIN")
         for schema in TABLES.values():
             for sql in schema.index_sql():
+                say(f"indexing {schema.name}")
                 conn.execute(sql)
         conn.execute(EVENTS_VIEW_SQL)
         conn.execute("COMMIT")
@@ -164,6 +184,8 @@ def publish_database(parts: dict[str, str | os.PathLike], database: str | os.Pat
             [{"key": k, "value": v if isinstance(v, str) else json.dumps(v)} for k, v in build_info.items()],
             pk="key",
         )
+        say("analyzing")
+        conn.execute("PRAGMA analysis_limit=1000")
         conn.execute("ANALYZE")
         conn.execute("PRAGMA journal_mode=DELETE")
         conn.close()

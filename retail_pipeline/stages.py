@@ -20,6 +20,7 @@ from .load import REJECTED_SCHEMA, load_file
 from .properties import concat_in_input_order, latest_item_properties, point_in_time_snapshots
 from .quality import data_quality
 from .records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES
+from .sharding import shard_of
 
 
 def _one_input(paths: tuple[str, ...]) -> str:
@@ -29,22 +30,25 @@ def _one_input(paths: tuple[str, ...]) -> str:
     return path
 
 
-def load_events(paths: tuple[str, ...]) -> tuple[pa.Table, pa.Table, dict]:
-    """Clean events (de-duplicated, loader schema), their rejections, and counts."""
-    loaded = load_file(EVENTS, _one_input(paths))
+def load_events(paths: tuple[str, ...], shards: int = 1, progress=None) -> tuple[list[pa.Table], pa.Table, dict]:
+    """Clean events (de-duplicated, loader schema) split into visitor shards, their
+    rejections, and counts."""
+    loaded = load_file(EVENTS, _one_input(paths), progress=progress)
     events, dropped = drop_duplicate_events(loaded.rows)
     stats = {
         "files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}},
         "duplicates_dropped": dropped,
     }
-    return events, loaded.rejected, stats
+    shard = shard_of(events.column("visitorid").to_numpy(), shards)
+    parts = [events.filter(pa.array(shard == k)) for k in range(shards)]
+    return parts, loaded.rejected, stats
 
 
-def load_item_properties(paths: tuple[str, ...]) -> tuple[pa.Table, pa.Table, pa.Table, dict]:
+def load_item_properties(paths: tuple[str, ...], progress=None) -> tuple[pa.Table, pa.Table, pa.Table, dict]:
     """The latest-value table, the point-in-time snapshots, rejections and counts."""
     for first, second in duplicate_inputs(tuple(paths)):
         raise InputError(f"{second}: the same input is also given as {first}; keep only one of them")
-    loaded = [load_file(ITEM_PROPERTIES, path) for path in paths]
+    loaded = [load_file(ITEM_PROPERTIES, path, progress=progress) for path in paths]
     rows = concat_in_input_order([f.rows for f in loaded])
     stats = {
         "files": {f.source_file: {"data_lines": f.data_lines, "rejected": f.rejected.num_rows} for f in loaded},

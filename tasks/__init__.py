@@ -14,12 +14,15 @@ from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties
 from .publish import PublishDatabase, RunAll, WriteTablePart
-from .transform import DailyFunnel, DataQuality, EnrichEvents, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
+from .transform import (DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend,
+                        RejectedRows, Sessions)
+from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 
 __all__ = [
-    "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadCategoryTree", "EnrichEvents",
+    "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents",
     "EventTypeCounts", "HourlyTrend", "Sessions", "DailyFunnel", "RejectedRows", "DataQuality",
     "WriteTablePart", "PublishDatabase", "RunAll",
+    "Overview", "ItemStats", "CategoryStats", "HourOfDayProfile",
 ]
 
 

@@ -39,6 +39,7 @@ class RetailTask(luigi.Task):
         digest = hashlib.sha256()
         digest.update(self.task_id.encode())
         digest.update(code_version().encode())
+        digest.update(f"shards={retail().shards}".encode())  # changes how outputs are split
         for dependency in flatten(self.requires()):
             digest.update(dependency.fingerprint().encode())
         return digest.hexdigest()[:20]
@@ -65,10 +66,31 @@ def save_json(target: luigi.LocalTarget, document: dict) -> None:
         storage.write_json(document, temporary)
 
 
-def load_table(target: luigi.LocalTarget, columns=None):
+def load_table(target, columns=None):
+    """A Parquet target's table; for a list of targets (shards), their rows concatenated."""
+    import pyarrow as pa
+
     from retail_pipeline import storage
 
+    if isinstance(target, (list, tuple)):
+        return pa.concat_tables([storage.read_table(t.path, columns=columns) for t in target]).combine_chunks()
     return storage.read_table(target.path, columns=columns)
+
+
+class Progress:
+    """Reports a library callback's progress to the Luigi scheduler (the visualiser shows it)."""
+
+    def __init__(self, task: luigi.Task, total: int | None = None, what: str = "rows"):
+        self.task, self.total, self.what = task, total, what
+
+    def __call__(self, *args) -> None:
+        *label, done = args if args and isinstance(args[-1], int) else (*args, None)
+        text = " ".join(str(x) for x in label)
+        if done is not None:
+            text = f"{text} {done:,} {self.what}".strip()
+            if self.total:
+                self.task.set_progress_percentage(min(100, round(100 * done / self.total)))
+        self.task.set_status_message(text)
 
 
 def load_json(target: luigi.LocalTarget) -> dict:

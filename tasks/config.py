@@ -11,3 +11,6 @@ class retail(luigi.Config):  # noqa: N801 - the name is the config section and C
     data_dir = luigi.Parameter(default="data/sample", description="directory of the input CSV files")
     work_dir = luigi.Parameter(default="data/work", description="directory of intermediate files")
     database = luigi.Parameter(default="data/retail.db", description="the published SQLite database")
+    shards = luigi.IntParameter(
+        default=4, description="independent parts the event and property work is split into (results do not depend on it)"
+    )

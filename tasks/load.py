@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from retail_pipeline import stages
 
-from .base import RetailTask, save_json, save_table
+from .base import Progress, RetailTask, save_json, save_table
+from .config import retail
 from .inputs import input_files
 
 
@@ -13,23 +14,25 @@ def _paths(externals) -> tuple[str, ...]:
 
 
 class LoadEvents(RetailTask):
-    """events.csv → clean, de-duplicated events; rejected lines; line counts."""
+    """events.csv → clean, de-duplicated events split into visitor shards; rejected lines; line counts."""
 
     def requires(self):
         return input_files("events")
 
     def output(self):
         return {
-            "events": self.work_target("events", "parquet"),
+            "shards": [self.work_target(f"events-{k}", "parquet") for k in range(retail().shards)],
             "rejected": self.work_target("rejected", "parquet"),
             "stats": self.work_target("stats", "json"),
         }
 
     def run(self):
-        self.set_status_message("reading events")
-        events, rejected, stats = stages.load_events(_paths(self.requires()))
+        shards, rejected, stats = stages.load_events(
+            _paths(self.requires()), retail().shards, progress=Progress(self, what="lines read")
+        )
         out = self.output()
-        save_table(out["events"], events)
+        for target, table in zip(out["shards"], shards):
+            save_table(target, table)
         save_table(out["rejected"], rejected)
         save_json(out["stats"], stats)
 
@@ -49,8 +52,10 @@ class LoadItemProperties(RetailTask):
         }
 
     def run(self):
-        self.set_status_message("reading item properties")
-        latest, snapshots, rejected, stats = stages.load_item_properties(_paths(self.requires()))
+        latest, snapshots, rejected, stats = stages.load_item_properties(
+            _paths(self.requires()), progress=Progress(self, what="lines read")
+        )
+        self.set_status_message(f"writing {latest.num_rows:,} latest values")
         out = self.output()
         save_table(out["latest"], latest)
         save_table(out["snapshots"], snapshots)

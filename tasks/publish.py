@@ -11,11 +11,14 @@ from retail_pipeline import schema
 from retail_pipeline.sqlite_out import publish_database, read_build_info, table_counts, write_table
 from retail_pipeline.stages import table_summary
 
-from .base import RetailTask, code_version, load_table
+from retail_pipeline.sharding import row_ranges
+
+from .base import Progress, RetailTask, code_version, load_table
 from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, LoadItemProperties
-from .transform import DailyFunnel, DataQuality, EnrichEvents, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
+from .transform import DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
+from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 
 
 def _source(table: str):
@@ -30,28 +33,51 @@ def _source(table: str):
         "daily_funnel": (DailyFunnel(), None),
         "rejected_rows": (RejectedRows(), None),
         "data_quality": (DataQuality(), None),
+        "overview": (Overview(), None),
+        "item_stats": (ItemStats(), None),
+        "category_stats": (CategoryStats(), None),
+        "hour_of_day_profile": (HourOfDayProfile(), None),
     }[table]
 
 
+def part_count(table: str) -> int:
+    """How many SQLite part files a table is written as (written side by side with --workers).
+
+    events_enriched has one part per visitor shard; item_properties, the biggest table, is
+    cut into as many consecutive key ranges; the others are one part each.
+    """
+    return retail().shards if table in ("events_enriched", "item_properties") else 1
+
+
 class WriteTablePart(RetailTask):
-    """One published table written to its own SQLite file (parts are written in parallel)."""
+    """One part of a published table written to its own SQLite file."""
 
     table = luigi.ChoiceParameter(choices=list(schema.TABLES))
+    part = luigi.IntParameter(default=0)
 
     def requires(self):
+        if self.table == "events_enriched":
+            return EnrichEventsShard(shard=self.part)
         return _source(self.table)[0]
 
     def output(self):
-        return self.work_target(self.table, "sqlite")
+        return self.work_target(f"{self.table}-{self.part}", "sqlite")
+
+    def _rows(self):
+        key = _source(self.table)[1]
+        table = load_table(self.input()[key] if key else self.input())
+        if self.table == "item_properties":
+            start, stop = row_ranges(table.num_rows, part_count(self.table))[self.part]
+            table = table.slice(start, stop - start)
+        return table
 
     def run(self):
-        key = _source(self.table)[1]
-        source = self.input()[key] if key else self.input()
-        self.set_status_message(f"writing {self.table}")
-        table = load_table(source)
+        self.set_status_message(f"reading {self.table} part {self.part + 1} of {part_count(self.table)}")
+        table = self._rows()
         self.output().makedirs()
         with self.output().temporary_path() as temporary:
-            write_table(table, schema.TABLES[self.table], temporary)
+            write_table(table, schema.TABLES[self.table], temporary,
+                        progress=Progress(self, total=table.num_rows, what=f"of {table.num_rows:,} rows written"))
 
 
 class PublishedDatabase(luigi.Target):
@@ -81,21 +107,21 @@ class PublishDatabase(RetailTask):
     """Assemble the parts into ``[retail] database``, replacing it atomically."""
 
     def requires(self):
-        return {name: WriteTablePart(table=name) for name in schema.TABLES}
+        return {name: [WriteTablePart(table=name, part=k) for k in range(part_count(name))] for name in schema.TABLES}
 
     def output(self):
         return PublishedDatabase(retail().database, self.fingerprint())
 
     def run(self):
         self.set_status_message("assembling the database")
-        parts = {name: target.path for name, target in self.input().items()}
+        parts = {name: [target.path for target in targets] for name, targets in self.input().items()}
         build_info = {
             "fingerprint": self.fingerprint(),
             "code_version": code_version(),
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "input_files": _input_files(self),
         }
-        publish_database(parts, retail().database, build_info)
+        publish_database(parts, retail().database, build_info, progress=self.set_status_message)
         counts = table_counts(retail().database)
         print(table_summary(counts, counts["rejected_rows"], retail().database), flush=True)
 

@@ -2,30 +2,50 @@
 
 from __future__ import annotations
 
+import luigi
+import pyarrow as pa
+
 from retail_pipeline import aggregates, stages
 from retail_pipeline.enrich import enrich_events
 
 from .base import RetailTask, load_json, load_table, save_table
+from .config import retail
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties
 
 
-class EnrichEvents(RetailTask):
-    """events_enriched: per-visitor columns, sessions, point-in-time item attributes, categories."""
+class EnrichEventsShard(RetailTask):
+    """events_enriched for one visitor shard: per-visitor columns, sessions, point-in-time
+    item attributes, categories. Shards need nothing from each other and run side by side."""
+
+    shard = luigi.IntParameter()
 
     def requires(self):
         return {"events": LoadEvents(), "properties": LoadItemProperties(), "categories": LoadCategoryTree()}
 
     def output(self):
-        return self.work_target("events_enriched", "parquet")
+        return self.work_target(f"events_enriched-{self.shard}", "parquet")
 
     def run(self):
         inputs = self.input()
+        events = load_table(inputs["events"]["shards"][self.shard])
+        self.set_status_message(f"shard {self.shard + 1} of {retail().shards}: enriching {events.num_rows:,} events")
         enriched = enrich_events(
-            load_table(inputs["events"]["events"]),
-            load_table(inputs["properties"]["snapshots"]),
-            load_table(inputs["categories"]["tree"]),
+            events, load_table(inputs["properties"]["snapshots"]), load_table(inputs["categories"]["tree"])
         )
         save_table(self.output(), enriched)
+
+
+class EnrichEvents(RetailTask):
+    """All shards of events_enriched; its output is the list of shard files."""
+
+    def requires(self):
+        return [EnrichEventsShard(shard=k) for k in range(retail().shards)]
+
+    def output(self):
+        return [shard.output() for shard in self.requires()]
+
+    def run(self):
+        """Nothing to do: complete once every shard is."""
 
 
 class _FromEnriched(RetailTask):
@@ -59,8 +79,10 @@ class Sessions(_FromEnriched):
     table_name = "sessions"
     columns = ["visitorid", "session_id", "timestamp_ms", "event", "source_line"]
 
-    def compute(self, enriched):
-        return aggregates.sessions(enriched)
+    def run(self):
+        """Shard by shard: each shard is already in visitor order."""
+        parts = [aggregates.sessions(load_table(shard, columns=self.columns)) for shard in self.input()]
+        save_table(self.output(), pa.concat_tables(parts))
 
 
 class DailyFunnel(_FromEnriched):

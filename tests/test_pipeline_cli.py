@@ -245,3 +245,14 @@ def test_a_new_database_path_is_published_from_the_same_work(tmp_path):
     assert second.returncode == 0 and "EnrichEvents" not in ran(second)
     shutil.rmtree(work)
     assert read_tables(tmp_path / "a.db") == read_tables(tmp_path / "b.db")
+
+
+def test_results_do_not_depend_on_shards_or_workers(tmp_path, dirty_run):
+    _, database, _ = dirty_run  # the default: 4 shards, one worker
+    data = write_inputs(tmp_path / "data", DIRTY)
+    for shards, workers in ((1, 1), (3, 2)):
+        other = tmp_path / f"s{shards}.db"
+        result = run_pipeline(data, tmp_path / f"work{shards}", other, "--retail-shards", str(shards),
+                              "--workers", str(workers))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert_same_tables(read_tables(other), read_tables(database))

@@ -49,7 +49,7 @@ def tiny_parts(folder):
 def test_publish_replaces_the_database_whole(tmp_path):
     database = tmp_path / "retail.db"
     database.write_bytes(b"previous database")
-    publish_database(tiny_parts(tmp_path), database, {"fingerprint": "abc"})
+    publish_database({k: [v] for k, v in tiny_parts(tmp_path).items()}, database, {"fingerprint": "abc"})
     assert read_build_info(database) == {"fingerprint": "abc"}
     conn = sqlite3.connect(database)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
@@ -64,6 +64,6 @@ def test_failed_publish_leaves_the_previous_database(tmp_path):
     parts = tiny_parts(tmp_path)
     parts["sessions"].write_bytes(b"not a database")
     with pytest.raises(sqlite3.DatabaseError):
-        publish_database(parts, database, {"fingerprint": "abc"})
+        publish_database({k: [v] for k, v in parts.items()}, database, {"fingerprint": "abc"})
     assert database.read_bytes() == b"previous database"
     assert [p for p in os.listdir(tmp_path) if "building" in p] == []

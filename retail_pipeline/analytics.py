@@ -1,0 +1,342 @@
+"""Pre-computed analysis tables for browsing in Datasette, computed from ``events_enriched``.
+
+Each answers, in a few hundred rows, a question that would otherwise scan millions of events on
+every page load: the headline numbers (``overview``), per item (``item_stats``), per category and
+its whole subtree (``category_stats``), and per hour of the day (``hour_of_day_profile``).
+
+Everything is vectorised: ids are factorised into dense codes, counts are ``np.bincount`` and
+distinct counts are the distinct values of one combined integer key per (group, member) pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .records import EVENT_CODES, EVENT_TYPES
+from .timefmt import day_index, format_days, format_event_time, hour_index
+
+VIEW, ADDTOCART, TRANSACTION = (EVENT_CODES[name] for name in EVENT_TYPES)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def event_codes(enriched: pa.Table) -> np.ndarray:
+    """The ``event`` column as int8 codes (0 view, 1 addtocart, 2 transaction)."""
+    column = enriched.column("event").combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        remap = np.array([EVENT_CODES[name] for name in column.dictionary.to_pylist()], dtype=np.int8)
+        return remap[column.indices.to_numpy(zero_copy_only=False)] if len(remap) else np.zeros(0, np.int8)
+    if pa.types.is_integer(column.type):
+        return column.to_numpy().astype(np.int8)
+    return np.array([EVENT_CODES[name] for name in column.to_pylist()], dtype=np.int8)
+
+
+def _int_column(enriched: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values with NULL as 0, validity mask) of an integer column."""
+    column = enriched.column(name).combine_chunks()
+    valid = np.asarray(column.is_valid()) if column.null_count else np.ones(len(column), dtype=bool)
+    values = column.fill_null(0).to_numpy(zero_copy_only=False) if column.null_count else column.to_numpy()
+    return values.astype(np.int64), valid
+
+
+def _purchased_views(enriched: pa.Table) -> np.ndarray:
+    """1 on a view followed by a purchase of its item by the same visitor (``view_to_purchase``), else 0."""
+    values, valid = _int_column(enriched, "view_to_purchase")
+    return np.where(valid, values, 0).astype(np.int64)
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dense codes 0..k-1, the k sorted distinct values)."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
+def _count(groups: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    counts = np.bincount(groups, weights=weights, minlength=size)
+    return np.rint(counts).astype(np.int64) if weights is not None else counts.astype(np.int64)
+
+
+def distinct_count(groups: np.ndarray, members: np.ndarray, size: int) -> np.ndarray:
+    """For each group code 0..size-1, the number of distinct member codes paired with it.
+
+    Both arrays hold dense non-negative codes, so ``group * (max member + 1) + member`` is
+    one exact int64 key per pair (codes are at most the number of rows).
+    """
+    if len(groups) == 0:
+        return np.zeros(size, dtype=np.int64)
+    width = int(members.max()) + 1
+    pairs = unique(groups.astype(np.int64) * width + members.astype(np.int64))
+    return np.bincount(pairs // width, minlength=size).astype(np.int64)
+
+
+def unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values, in no particular order (hashed: several times faster than ``np.unique``)."""
+    return pd.unique(np.asarray(values, dtype=np.int64))
+
+
+def _rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:
+    """numerator / denominator, NULL where the denominator is 0."""
+    zero = np.asarray(denominator) == 0
+    return pa.array(np.asarray(numerator) / np.where(zero, 1, denominator), pa.float64(), mask=zero)
+
+
+def _nullable(values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    return pa.array(np.where(valid, values, 0).astype(np.int64), pa.int64(), mask=~valid)
+
+
+# ------------------------------------------------------------------ overview
+
+
+def overview(enriched: pa.Table) -> pa.Table:
+    """The headline numbers of the whole data set, in one row (no row when there are no events).
+
+    ``period`` is the ISO 8601 interval of event dates (``first/last``). Rates are NULL when
+    their divisor is 0.
+    """
+    time = enriched.column("timestamp_ms").to_numpy()
+    if len(time) == 0:
+        return OVERVIEW_SCHEMA.empty_table()
+    codes = event_codes(enriched)
+    visitor, _ = _codes(enriched.column("visitorid").to_numpy())
+    session = enriched.column("session_id").to_numpy().astype(np.int64)
+    visitor_session = visitor * (int(session.max()) + 1) + session
+    category, has_category = _int_column(enriched, "categoryid")
+    purchased = _purchased_views(enriched)
+
+    def distinct(values: np.ndarray) -> int:
+        return int(len(unique(values)))
+
+    counts = {name: int((codes == code).sum()) for name, code in EVENT_CODES.items()}
+    visitors = distinct(visitor)
+    buyers = distinct(visitor[codes == TRANSACTION])
+    sessions = distinct(visitor_session)
+    converted = distinct(visitor_session[codes == TRANSACTION])
+    first_day, last_day = int(day_index(time.min())), int(day_index(time.max()))
+    days = format_days(np.array([first_day, last_day])).to_pylist()
+    row = {
+        "period": f"{days[0]}/{days[1]}",
+        "first_event_time": format_event_time(np.array([time.min()]))[0].as_py(),
+        "last_event_time": format_event_time(np.array([time.max()]))[0].as_py(),
+        "days": last_day - first_day + 1,
+        "events": len(time),
+        "views": counts["view"],
+        "addtocarts": counts["addtocart"],
+        "transactions": counts["transaction"],
+        "visitors": visitors,
+        "viewers": distinct(visitor[codes == VIEW]),
+        "carters": distinct(visitor[codes == ADDTOCART]),
+        "buyers": buyers,
+        "sessions": sessions,
+        "converted_sessions": converted,
+        "items": distinct(enriched.column("itemid").to_numpy()),
+        "categories": distinct(category[has_category]),
+        "purchased_views": int(purchased.sum()),
+        "visitor_to_buyer_rate": buyers / visitors,
+        "session_conversion_rate": converted / sessions,
+        "view_to_purchase_rate": int(purchased.sum()) / counts["view"] if counts["view"] else None,
+    }
+    return pa.Table.from_pylist([row], schema=OVERVIEW_SCHEMA)
+
+
+OVERVIEW_SCHEMA = pa.schema(
+    [("period", pa.string()), ("first_event_time", pa.string()), ("last_event_time", pa.string())]
+    + [(name, pa.int64()) for name in ("days", "events", "views", "addtocarts", "transactions", "visitors",
+                                       "viewers", "carters", "buyers", "sessions", "converted_sessions", "items",
+                                       "categories", "purchased_views")]
+    + [(name, pa.float64()) for name in ("visitor_to_buyer_rate", "session_conversion_rate",
+                                         "view_to_purchase_rate")]
+)
+
+
+# ------------------------------------------------------------------ per item
+
+
+def item_stats(enriched: pa.Table) -> pa.Table:
+    """One row per item with events: counts by type, distinct visitors and buyers, view-to-purchase rate.
+
+    ``categoryid`` and ``root_categoryid`` are the point-in-time values at the item's last event
+    (ties on time: the last in input order), i.e. where the item was filed at the end of its data.
+    """
+    item, items = _codes(enriched.column("itemid").to_numpy())
+    n = len(items)
+    codes = event_codes(enriched)
+    visitor, _ = _codes(enriched.column("visitorid").to_numpy())
+    time = enriched.column("timestamp_ms").to_numpy()
+    purchased = _purchased_views(enriched)
+
+    def per_type(code: int) -> np.ndarray:
+        return _count(item[codes == code], n)
+
+    views, transactions = per_type(VIEW), per_type(TRANSACTION)
+    is_buy = codes == TRANSACTION
+    purchased_views = _count(item, n, weights=purchased)
+    if n:
+        last = np.lexsort((enriched.column("source_line").to_numpy(), time, item))
+        last_rows = last[np.flatnonzero(np.append(item[last][1:] != item[last][:-1], True))]
+        first_time = pd.Series(time).groupby(item).min().to_numpy()
+    else:
+        last_rows, first_time = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    category, has_category = _int_column(enriched, "categoryid")
+    root, has_root = _int_column(enriched, "root_categoryid")
+    return pa.table(
+        {
+            "itemid": pa.array(items.astype(np.int64)),
+            "categoryid": _nullable(category[last_rows], has_category[last_rows]),
+            "root_categoryid": _nullable(root[last_rows], has_root[last_rows]),
+            "events": _count(item, n),
+            "views": views,
+            "addtocarts": per_type(ADDTOCART),
+            "transactions": transactions,
+            "visitors": distinct_count(item, visitor, n),
+            "buyers": distinct_count(item[is_buy], visitor[is_buy], n),
+            "purchased_views": purchased_views,
+            "view_to_purchase_rate": _rate(purchased_views, views),
+            "first_event_time": format_event_time(first_time),
+            "last_event_time": format_event_time(time[last_rows]),
+        }
+    )
+
+
+# ------------------------------------------------------------------ per category
+
+
+def category_ancestors(categories: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """Ancestor codes by level: row ``k`` holds each category's ancestor ``k`` hops up, or -1.
+
+    ``parents[i]`` is the code of category ``i``'s parent, or -1. Row 0 is the categories
+    themselves. Raises ``ValueError`` on a cycle (the published tree never has one).
+    """
+    levels = [np.arange(len(categories), dtype=np.int64)]
+    current = levels[0]
+    while True:
+        up = np.where(current >= 0, parents[np.maximum(current, 0)], -1) if len(current) else current
+        if not (up >= 0).any():
+            break
+        if len(levels) > len(categories):
+            raise ValueError("category_stats: the category tree has a cycle")
+        levels.append(up)
+        current = up
+    return np.vstack(levels)
+
+
+def category_stats(enriched: pa.Table, tree: pa.Table) -> pa.Table:
+    """One row per category: its place in the tree and the activity of its whole subtree.
+
+    Rows are the categories of ``tree``, the parent ids the tree names but does not hold
+    (the walk to the root ends there, so they act as roots), and the categories events have
+    that are not in the tree (no parent, root or depth). Subtree columns count every event
+    whose point-in-time ``categoryid`` is the category or one of its descendants; events
+    without a ``categoryid`` are in no row.
+    """
+    tree_ids = tree.column("categoryid").to_numpy().astype(np.int64)
+    tree_parents, has_parent = _int_column(tree, "parentid")
+    event_category, has_category = _int_column(enriched, "categoryid")
+    universe = np.sort(unique(np.concatenate([tree_ids, tree_parents[has_parent], event_category[has_category]])))
+    n = len(universe)
+    in_tree = np.zeros(n, dtype=bool)
+    in_tree[np.searchsorted(universe, tree_ids)] = True
+    parents = np.full(n, -1, dtype=np.int64)
+    parents[np.searchsorted(universe, tree_ids[has_parent])] = np.searchsorted(universe, tree_parents[has_parent])
+    ancestors = category_ancestors(universe, parents)
+
+    # depth and root: hops to the top of the walk, for categories in the tree or named as a parent
+    has_level = ancestors >= 0
+    hops = has_level.sum(axis=0) - 1
+    top = ancestors[hops, np.arange(n)]
+    named_parent = np.zeros(n, dtype=bool)
+    named_parent[parents[parents >= 0]] = True
+    placed = in_tree | named_parent
+
+    # events of each category itself, by dense code
+    events = has_category
+    cat = np.searchsorted(universe, event_category[events])
+    codes = event_codes(enriched)[events]
+    visitor, _ = _codes(enriched.column("visitorid").to_numpy()[events])
+    item, _ = _codes(enriched.column("itemid").to_numpy()[events])
+    purchased = _purchased_views(enriched)[events]
+
+    def subtree_sum(direct: np.ndarray) -> np.ndarray:
+        total = np.zeros(n, dtype=np.int64)
+        for level in ancestors:
+            ok = level >= 0
+            np.add.at(total, level[ok], direct[ok])
+        return total
+
+    def subtree_distinct(groups: np.ndarray, members: np.ndarray) -> np.ndarray:
+        if len(groups) == 0:
+            return np.zeros(n, dtype=np.int64)
+        width = int(members.max()) + 1
+        pairs = unique(groups * width + members)  # distinct (category, member) first: far fewer
+        own, member = pairs // width, pairs % width
+        lifted = [np.column_stack([level[own], member])[level[own] >= 0] for level in ancestors]
+        stacked = np.concatenate(lifted)
+        return distinct_count(stacked[:, 0], stacked[:, 1], n)
+
+    direct_events = _count(cat, n)
+    views = subtree_sum(_count(cat[codes == VIEW], n))
+    purchased_views = subtree_sum(_count(cat, n, weights=purchased))
+    visitors = subtree_distinct(cat, visitor)
+    buyers = subtree_distinct(cat[codes == TRANSACTION], visitor[codes == TRANSACTION])
+    return pa.table(
+        {
+            "categoryid": pa.array(universe),
+            "parentid": _nullable(universe[np.maximum(parents, 0)], parents >= 0),
+            "root_categoryid": _nullable(universe[top], placed),
+            "depth": _nullable(hops, placed),
+            "in_tree": pa.array(in_tree.astype(np.int64)),
+            "children": _count(parents[parents >= 0], n),
+            "items": subtree_distinct(cat, item),
+            "events": subtree_sum(direct_events),
+            "views": views,
+            "addtocarts": subtree_sum(_count(cat[codes == ADDTOCART], n)),
+            "transactions": subtree_sum(_count(cat[codes == TRANSACTION], n)),
+            "visitors": visitors,
+            "buyers": buyers,
+            "purchased_views": purchased_views,
+            "view_to_purchase_rate": _rate(purchased_views, views),
+            "visitor_to_buyer_rate": _rate(buyers, visitors),
+            "direct_events": direct_events,
+        }
+    )
+
+
+# ------------------------------------------------------------------ per hour of the day
+
+
+def hour_of_day_profile(enriched: pa.Table) -> pa.Table:
+    """24 rows, hours 0-23 UTC (zeros included): what happens at each hour of the day, over all dates.
+
+    ``avg_events_per_day`` divides by the number of calendar days from the first event's date
+    to the last's, inclusive. ``visitors`` / ``buyers`` are distinct over the whole period.
+    """
+    time = enriched.column("timestamp_ms").to_numpy()
+    hour = (hour_index(time) % 24).astype(np.int64)
+    codes = event_codes(enriched)
+    visitor, _ = _codes(enriched.column("visitorid").to_numpy())
+    purchased = _purchased_views(enriched)
+    days = int(day_index(time.max()) - day_index(time.min()) + 1) if len(time) else 0
+    events = _count(hour, 24)
+    views = _count(hour[codes == VIEW], 24)
+    purchased_views = _count(hour, 24, weights=purchased)
+    visitors = distinct_count(hour, visitor, 24)
+    buy = codes == TRANSACTION
+    buyers = distinct_count(hour[buy], visitor[buy], 24)
+    return pa.table(
+        {
+            "hour_of_day": pa.array(np.arange(24, dtype=np.int64)),
+            "events": events,
+            "views": views,
+            "addtocarts": _count(hour[codes == ADDTOCART], 24),
+            "transactions": _count(hour[buy], 24),
+            "visitors": visitors,
+            "buyers": buyers,
+            "avg_events_per_day": _rate(events, np.full(24, days)),
+            "share_of_events": _rate(events, np.full(24, len(time))),
+            "purchased_views": purchased_views,
+            "view_to_purchase_rate": _rate(purchased_views, views),
+            "visitor_to_buyer_rate": _rate(buyers, visitors),
+        }
+    )
