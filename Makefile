@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LUIGI := $(VENV)/bin/luigi
 DATABASE ?= data/retail.db
+PORT ?= 8001
 
-.PHONY: run test install sample clean
+.PHONY: run test install sample serve clean bench
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,15 +22,23 @@ run: install
 	$(PY) verify_results.py --database $(DATABASE)
 	@echo
 	@echo "Published: $(abspath $(DATABASE))"
-	@echo "Open it:   $(VENV)/bin/datasette serve $(DATABASE)   (then http://127.0.0.1:8001/)"
+	@echo "Browse it: make serve   (then http://127.0.0.1:$(PORT)/ and http://127.0.0.1:$(PORT)/-/dashboards/retail)"
 
 ## Run the whole test suite.
 test: install
 	$(PY) -m pytest
 
+## Browse the database in Datasette (read-only, with the metadata, queries and dashboard of datasette/).
+serve: install
+	$(PY) scripts/serve.py --port $(PORT) --database $(DATABASE)
+
 ## Regenerate the bundled sample (deterministic).
 sample: install
 	$(PY) -m retail_pipeline.generate data/sample --scale 0.0025 --seed 42
+
+## Time the pipeline on the full-scale synthetic dataset against issue 5's targets (data/bench/results.md).
+bench: install
+	$(PY) scripts/benchmark.py
 
 ## Remove intermediate files and the published database.
 clean:
