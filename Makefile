@@ -6,7 +6,7 @@ LUIGI := $(VENV)/bin/luigi
 DATABASE ?= data/retail.db
 PORT ?= 8001
 
-.PHONY: run test install sample serve clean bench
+.PHONY: run test install sample serve scheduler scheduler-stop clean bench
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: install
 ## Browse the database in Datasette (read-only, with the metadata, queries and dashboard of datasette/).
 serve: install
 	$(PY) scripts/serve.py --port $(PORT) --database $(DATABASE)
+
+## Start Luigi's central scheduler on 127.0.0.1:8082 (visualiser at http://127.0.0.1:8082/); state in var/luigid/.
+scheduler: install
+	scripts/scheduler.sh start
+
+scheduler-stop:
+	scripts/scheduler.sh stop
 
 ## Regenerate the bundled sample (deterministic).
 sample: install

@@ -17,6 +17,9 @@ from .publish import PublishDatabase, RunAll, WriteTablePart
 from .transform import (DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend,
                         RejectedRows, Sessions)
 from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
+from . import summary
+
+summary.install()
 
 __all__ = [
     "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents",
@@ -31,12 +34,6 @@ def _report_input_error(task, exception):
     """Say what is wrong with the input in one line, after Luigi's traceback."""
     if isinstance(exception, InputError):
         print(f"ERROR: {exception}", file=sys.stderr, flush=True)
-
-
-@luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
-def _report_missing_input(task):
-    if isinstance(task, InputFile):
-        print(f"ERROR: {task.path}: input file not found", file=sys.stderr, flush=True)
 
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)

@@ -104,7 +104,13 @@ def _input_files(task) -> list[str]:
 
 
 class PublishDatabase(RetailTask):
-    """Assemble the parts into ``[retail] database``, replacing it atomically."""
+    """Assemble the parts into ``[retail] database``, replacing it atomically.
+
+    Holds the ``retail_database`` resource (one unit in luigi.cfg), so with a central
+    scheduler no two runs ever assemble a database at the same time.
+    """
+
+    resources = {"retail_database": 1}
 
     def requires(self):
         return {name: [WriteTablePart(table=name, part=k) for k in range(part_count(name))] for name in schema.TABLES}

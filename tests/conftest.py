@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import socket
+import urllib.error
+import urllib.request
 import os
 import sqlite3
 import subprocess
@@ -20,11 +25,18 @@ SPEC_TABLES = ("events_enriched", "item_properties", "category_tree", "event_typ
                "sessions", "daily_funnel", "rejected_rows", "data_quality")
 
 
-def run_pipeline(data_dir, work_dir, database, *extra, timeout=600) -> subprocess.CompletedProcess:
-    """`luigi --module tasks RunAll --local-scheduler` from the repository root, as a user runs it."""
-    command = [str(BIN / "luigi"), "--module", "tasks", "RunAll", "--local-scheduler",
-               "--retail-data-dir", str(data_dir), "--retail-work-dir", str(work_dir),
-               "--retail-database", str(database), *extra]
+def pipeline_command(data_dir, work_dir, database, *extra, scheduler_port=None) -> list[str]:
+    """`luigi --module tasks RunAll`, with the local scheduler unless a luigid port is given."""
+    where = ["--local-scheduler"] if scheduler_port is None else [
+        "--scheduler-host", "127.0.0.1", "--scheduler-port", str(scheduler_port)]
+    return [str(BIN / "luigi"), "--module", "tasks", "RunAll", *where,
+            "--retail-data-dir", str(data_dir), "--retail-work-dir", str(work_dir),
+            "--retail-database", str(database), *extra]
+
+
+def run_pipeline(data_dir, work_dir, database, *extra, scheduler_port=None, timeout=600) -> subprocess.CompletedProcess:
+    """Run the pipeline from the repository root, as a user runs it."""
+    command = pipeline_command(data_dir, work_dir, database, *extra, scheduler_port=scheduler_port)
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
@@ -83,3 +95,67 @@ def touch_later(path: Path):
     """Change a file's modification time the way an edit would."""
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+# --- Servers on loopback and a real headless browser --------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def get_json(url: str):
+    status, body = get(url)
+    assert status == 200, f"{url}: HTTP {status}: {body[:500]}"
+    return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page, name: str, *, for_docs: bool = False, **options) -> None:
+    """Save a screenshot under test-artifacts/ (and docs/screenshots/ if asked and UPDATE_SCREENSHOTS is set)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), **options)
+    if for_docs and os.environ.get("UPDATE_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
+
+

@@ -26,16 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SAMPLE, SPEC_TABLES, run_pipeline
+from conftest import ARTIFACTS, REPO, SAMPLE, SCREENSHOTS, SPEC_TABLES, free_port, get, get_json, run_pipeline, screenshot
 
 sys.path.insert(0, str(REPO / "scripts"))
 import serve  # noqa: E402  (scripts/serve.py: the command `make serve` runs)
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO / "test-artifacts"
-SCREENSHOTS = REPO / "docs" / "screenshots"
 QUERIES = {"conversion_funnel", "peak_hours", "top_items", "category_performance", "visitor_journey",
            "hourly_events"}
 ANALYSIS_TABLES = ("overview", "item_stats", "category_stats", "hour_of_day_profile")
@@ -51,26 +48,6 @@ def database(tmp_path_factory):
     result = run_pipeline(SAMPLE, folder / "work", database)
     assert result.returncode == 0, result.stderr[-3000:]
     return database
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def get_json(url: str):
-    status, body = get(url)
-    assert status == 200, f"{url}: HTTP {status}: {body[:500]}"
-    return json.loads(body)
 
 
 @pytest.fixture(scope="module")
@@ -95,41 +72,6 @@ def server(database, tmp_path_factory):
     process.terminate()
     process.wait(timeout=30)
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def screenshot(page, name: str, *, for_docs: bool = False, **options) -> None:
-    """Save a screenshot under test-artifacts/ (and docs/screenshots/ if asked and UPDATE_SCREENSHOTS is set)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), **options)
-    if for_docs and os.environ.get("UPDATE_SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
 
 
 def sqlite_rows(database, sql, *params):

@@ -1,0 +1,633 @@
+"""Measure the pipeline at full scale against the targets of issue 5 ("Full-scale speed").
+
+    python scripts/benchmark.py                      # what `make bench` runs
+    python scripts/benchmark.py --scale 0.05         # a quick run on a small dataset
+
+Steps:
+
+1. The input: the synthetic full-scale dataset (``python -m retail_pipeline.generate DIR
+   --scale 1.0 --seed 1``), generated once into ``data/full/`` (git-ignored) and reused while its
+   four files are there and the stamp file ``.benchmark-stamp.json`` written after a successful
+   generation says the same scale and seed (and file sizes). Another ``--scale`` defaults to
+   ``data/bench/data-scale-<S>/``, so a quick run never overwrites the full-scale copy.
+2. ``luigi --module tasks RunAll --local-scheduler --workers N ...`` from an EMPTY work dir and
+   with no published database, as a subprocess under ``/usr/bin/time -v`` (when present). The
+   total wall time is measured here around the subprocess.
+3. The ``TIMING <task_id> <seconds>s`` lines (``tasks/__init__.py``) give each task's wall time.
+4. Peak memory: the maximum resident set size of any ONE process of the run, i.e. the Luigi
+   scheduler process or any of the worker processes it forks (with ``--workers`` > 1 Luigi forks
+   one process per task). ``/usr/bin/time -v``'s "Maximum resident set size" and ``os.wait4``'s
+   ``ru_maxrss`` both report the largest RSS over the child and every descendant it waited for;
+   without ``/usr/bin/time`` the ``os.wait4`` figure is used (the same kernel number that
+   ``resource.getrusage(RUSAGE_CHILDREN)`` would give, but for this one run only). It is not the
+   sum of processes running at the same time: that is sampled separately from ``/proc`` every
+   0.2 s (an upper bound, since pages shared after ``fork`` are counted in every process) and
+   reported for information only.
+5. Rows and rows/s of the big SQLite writes (``events_enriched``, ``item_properties``,
+   ``sessions``: rows in the published database / wall time of ``WriteTablePart_<table>``), the
+   database size, then the same command again, unchanged: it should do no work (Luigi says "Did
+   not run any tasks" and no ``TIMING`` line appears); anything else is flagged.
+6. The machine, versions, date and git commit, and PASS/MISS for each target, are printed and
+   written to ``--results`` (JSON) and a Markdown table beside it (same name, ``.md``).
+
+Exit status: 0 when both pipeline runs succeed, whether or not the targets are met (this is a
+measurement, not a test); 1 when a pipeline run (or the data generation) fails (if only the re-run
+fails, the results are still written, with the failure flagged); 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the virtualenv's bin/ (not resolved: keep the venv)
+FILES = ("events.csv", "item_properties_part1.csv", "item_properties_part2.csv", "category_tree.csv")
+STAMP = ".benchmark-stamp.json"
+SEED = 1
+BIG_TABLES = ("events_enriched", "item_properties", "sessions")
+TARGETS = {  # issue 5, at full scale (scale 1.0)
+    "total_wall_s": 30.0,
+    "peak_memory_mb": 2500.0,  # 2.5 GB, decimal (1 MB = 10^6 bytes): the stricter reading
+    "rerun_wall_s": 3.0,
+}
+NO_WORK_MARKER = "Did not run any tasks"
+TIMING = re.compile(r"^TIMING (\S+) ([0-9]+(?:\.[0-9]*)?)s\s*$")
+TIME_V_RSS = re.compile(r"Maximum resident set size \(kbytes\):\s*(\d+)")
+TIME_V_USER = re.compile(r"User time \(seconds\):\s*([0-9.]+)")
+TIME_V_SYS = re.compile(r"System time \(seconds\):\s*([0-9.]+)")
+GNU_TIME = "/usr/bin/time"
+
+
+# ----------------------------------------------------------------------------------------------
+# The input data
+# ----------------------------------------------------------------------------------------------
+def default_data_dir(scale: float) -> Path:
+    if scale == 1.0:
+        return REPO / "data" / "full"
+    return REPO / "data" / "bench" / f"data-scale-{scale:g}"
+
+
+def data_is_cached(data_dir: Path, scale: float, seed: int = SEED) -> bool:
+    """True if the four files are there and the stamp says they are (scale, seed) as generated."""
+    try:
+        stamp = json.loads((data_dir / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(stamp, dict) or stamp.get("scale") != scale or stamp.get("seed") != seed:
+        return False
+    sizes = stamp.get("files") or {}
+    for name in FILES:
+        path = data_dir / name
+        if not path.is_file() or sizes.get(name) != path.stat().st_size:
+            return False
+    return True
+
+
+def generate_data(data_dir: Path, scale: float, seed: int = SEED) -> float:
+    """Generate the dataset into ``data_dir`` and stamp it; return the seconds it took."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / STAMP).unlink(missing_ok=True)  # no stamp until the files are complete
+    command = [sys.executable, "-m", "retail_pipeline.generate", str(data_dir),
+               "--scale", repr(scale), "--seed", str(seed)]
+    print(f"Generating the dataset (scale {scale:g}, seed {seed}) into {data_dir} ...", flush=True)
+    start = time.perf_counter()
+    completed = subprocess.run(command, cwd=REPO)
+    seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        raise RuntimeError(f"data generation failed (exit {completed.returncode}): {' '.join(command)}")
+    stamp = {"scale": scale, "seed": seed, "generated_at": _now_utc(),
+             "files": {name: (data_dir / name).stat().st_size for name in FILES}}
+    (data_dir / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
+    return seconds
+
+
+# ----------------------------------------------------------------------------------------------
+# Running the pipeline
+# ----------------------------------------------------------------------------------------------
+def luigi_command(data_dir: Path, work_dir: Path, database: Path, workers: int) -> list[str]:
+    return [str(BIN / "luigi"), "--module", "tasks", "RunAll", "--local-scheduler",
+            "--workers", str(workers),
+            "--retail-data-dir", str(data_dir), "--retail-work-dir", str(work_dir),
+            "--retail-database", str(database)]
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, ()))
+    return found
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed RSS of a process tree every ``interval`` seconds (Linux /proc only)."""
+
+    def __init__(self, pid: int, skip: int | None = None, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.skip, self.interval = pid, skip, interval
+        self.peak_bytes = 0
+        self.peak_processes = 0
+        self.stopped = threading.Event()
+
+    def run(self):
+        if not os.path.isdir("/proc"):
+            return
+        while not self.stopped.is_set():
+            pids = [p for p in _descendants(self.pid) if p != self.skip]
+            total = sum(_rss_bytes(p) for p in pids)
+            if total > self.peak_bytes:
+                self.peak_bytes, self.peak_processes = total, len(pids)
+            self.stopped.wait(self.interval)
+
+
+def run_pipeline(command: list[str], log_prefix: Path) -> dict:
+    """Run ``command`` (under /usr/bin/time -v if present); wall time, peak memory, output."""
+    use_time = os.access(GNU_TIME, os.X_OK)
+    time_file = log_prefix.with_name(log_prefix.name + ".time-v.txt")
+    full = [GNU_TIME, "-v", "-o", str(time_file), *command] if use_time else command
+    out_path = log_prefix.with_name(log_prefix.name + ".stdout.log")
+    err_path = log_prefix.with_name(log_prefix.name + ".stderr.log")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(full, cwd=REPO, stdout=out, stderr=err)
+        sampler = TreeSampler(process.pid, skip=process.pid if use_time else None)
+        sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        sampler.stopped.set()
+        sampler.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stdout, stderr = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
+    result = {
+        "command": command,
+        "exit_code": process.returncode,
+        "wall_s": round(wall, 3),
+        "cpu_user_s": round(usage.ru_utime, 2),
+        "cpu_system_s": round(usage.ru_stime, 2),
+        "wait4_maxrss_kb": usage.ru_maxrss,
+        "sampled_tree_peak_mb": round(sampler.peak_bytes / 1e6, 1),
+        "sampled_tree_peak_processes": sampler.peak_processes,
+        "stdout_log": str(out_path),
+        "stderr_log": str(err_path),
+    }
+    peak_kb, method = usage.ru_maxrss, (
+        "os.wait4() ru_maxrss of the luigi process: the largest RSS of it and of every worker "
+        "process it waited for (/usr/bin/time not found)")
+    if use_time:
+        text = time_file.read_text(errors="replace") if time_file.exists() else ""
+        match = TIME_V_RSS.search(text)
+        if match:
+            peak_kb = int(match.group(1))
+            method = ("/usr/bin/time -v 'Maximum resident set size': the largest RSS of the luigi "
+                      "process and of every worker process it forked and waited for")
+            user, system = TIME_V_USER.search(text), TIME_V_SYS.search(text)
+            if user and system:
+                result["cpu_user_s"], result["cpu_system_s"] = float(user.group(1)), float(system.group(1))
+        result["time_v_log"] = str(time_file)
+    result["peak_memory_kb"] = peak_kb
+    result["peak_memory_mb"] = round(peak_kb * 1024 / 1e6, 1)
+    result["peak_memory_method"] = method
+    result["timings"] = parse_timings(stderr)
+    result["tasks_run"] = len(result["timings"])
+    result["said_no_work"] = NO_WORK_MARKER in stderr or NO_WORK_MARKER in stdout
+    result["_stdout"], result["_stderr"] = stdout, stderr
+    return result
+
+
+def parse_timings(stderr: str) -> dict[str, float]:
+    """``TIMING <task_id> <seconds>s`` lines as {task_id: seconds}, slowest first."""
+    timings: dict[str, float] = {}
+    for line in stderr.splitlines():
+        match = TIMING.match(line.strip())
+        if match:
+            task_id, seconds = match.group(1), float(match.group(2))
+            timings[task_id] = timings.get(task_id, 0.0) + seconds
+    return dict(sorted(timings.items(), key=lambda item: (-item[1], item[0])))
+
+
+def write_tasks(timings: dict[str, float], table: str) -> dict[str, float]:
+    """The ``WriteTablePart`` timings of ``table``: {task_id: seconds}, one per part.
+
+    A task id is ``WriteTablePart_<parameter values, sorted by name, each cut to 16 chars>_<hash>``,
+    e.g. ``WriteTablePart_events_enriched_d52f8259fb`` or, with a ``part`` parameter,
+    ``WriteTablePart_0_events_enriched_d52f8259fb``.
+    """
+    pattern = re.compile(rf"^WriteTablePart_(?:\d+_)?{re.escape(table[:16])}(?:_\d+)?_[0-9a-f]+$")
+    return {task_id: seconds for task_id, seconds in timings.items() if pattern.match(task_id)}
+
+
+def sqlite_write(rows: int, parts: dict[str, float]) -> dict:
+    """Rows/s of a table's SQLite write: rows / the summed wall time of its part tasks.
+
+    With one part that is the task's wall time; with several (written side by side with
+    --workers) it is the rate of one writer process, comparable across part counts.
+    """
+    seconds = round(sum(parts.values()), 2) if parts else None
+    return {
+        "rows": rows, "parts": len(parts), "task_ids": list(parts), "seconds": seconds,
+        "slowest_part_s": max(parts.values()) if parts else None,
+        "rows_per_s": round(rows / seconds) if seconds else None,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# The published database, the machine
+# ----------------------------------------------------------------------------------------------
+def database_facts(database: Path) -> dict:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = {t: conn.execute(f"SELECT COUNT(*) FROM [{t}]").fetchone()[0] for t in BIG_TABLES}
+        try:
+            build_info = dict(conn.execute("SELECT key, value FROM _build_info").fetchall())
+        except sqlite3.Error:
+            build_info = {}
+    finally:
+        conn.close()
+    return {"rows": rows, "build_info": build_info}
+
+
+def source_version() -> str:
+    """The pipeline's code version as ``tasks.base.code_version`` computes it (and _build_info records)."""
+    digest = hashlib.sha256()
+    for package in ("retail_pipeline", "tasks"):
+        for source in sorted((REPO / package).glob("*.py")):
+            digest.update(source.name.encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _meminfo_total_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _nproc() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 0
+
+
+def machine() -> dict:
+    total = _meminfo_total_bytes()
+    return {
+        "nproc": _nproc(),
+        "cpu_count": os.cpu_count(),
+        "ram_total_gb": round(total / 1e9, 1) if total else None,
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "pyarrow": _version("pyarrow"),
+        "pandas": _version("pandas"),
+        "luigi": _version("luigi"),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        completed = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                   capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if completed.returncode != 0:
+        return None
+    return completed.stdout.strip() or None
+
+
+def _now_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Reporting
+# ----------------------------------------------------------------------------------------------
+def verdicts(results: dict) -> dict:
+    measured = {
+        "total_wall_s": results["total_wall_s"],
+        "peak_memory_mb": results["peak_memory_mb"],
+        "rerun_wall_s": results["rerun"]["wall_s"],
+    }
+    return {key: {"target": limit, "measured": measured[key],
+                  "status": "PASS" if measured[key] <= limit else "MISS"}
+            for key, limit in TARGETS.items()}
+
+
+TARGET_LABELS = {
+    "total_wall_s": ("total wall time", "s"),
+    "peak_memory_mb": ("peak memory of any process", "MB"),
+    "rerun_wall_s": ("unchanged re-run wall time", "s"),
+}
+
+
+def _figure(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if unit == "MB" else f"{value:,.2f} {unit}"
+
+
+def markdown(results: dict) -> str:
+    r, m = results, results["machine"]
+    lines = [
+        f"# Benchmark: `{' '.join(['luigi', *r['run']['command'][1:]])}`",
+        "",
+        f"{r['date']} · commit `{r['git_commit']}` · code version `{r.get('code_version')}` · "
+        f"scale {r['scale']:g} · `--workers {r['workers']}` · load average at start "
+        f"{r['loadavg_start']} / at end {r['loadavg_end']}",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_total_gb']} GB RAM; Python {m['python']}, "
+        f"pyarrow {m['pyarrow']}, pandas {m['pandas']}, luigi {m['luigi']}, SQLite {m['sqlite']}.",
+        "",
+        "## Targets (issue 5)",
+        "",
+        "| target | limit | measured | |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for key, verdict in r["targets"].items():
+        label, unit = TARGET_LABELS[key]
+        lines.append(f"| {label} | ≤ {verdict['target']:g} {unit} | {_figure(verdict['measured'], unit)} "
+                     f"| **{verdict['status']}** |")
+    if r["scale"] != 1.0:
+        lines += ["", f"_The targets are for scale 1.0; this run is at scale {r['scale']:g}._"]
+    lines += [
+        "",
+        "## Summary",
+        "",
+        "| measure | value |",
+        "| --- | ---: |",
+        f"| total wall time | {r['total_wall_s']:.2f} s |",
+        f"| CPU time (user + system) | {r['run']['cpu_user_s'] + r['run']['cpu_system_s']:.1f} s |",
+        f"| peak memory, any one process | {r['peak_memory_mb']:,.0f} MB |",
+        f"| peak memory, all pipeline processes at once (sampled, upper bound) | "
+        f"{r['run']['sampled_tree_peak_mb']:,.0f} MB |",
+        f"| database size | {r['database_size_mb']:,.1f} MB |",
+        f"| unchanged re-run wall time | {r['rerun']['wall_s']:.2f} s |",
+        f"| unchanged re-run did no work | {'yes' if r['rerun']['did_no_work'] else '**NO**'} |",
+        "",
+        f"Peak memory: {r['peak_memory_method']}. MB = 10^6 bytes.",
+        "",
+        "## Big SQLite writes",
+        "",
+        "Rows/s = rows in the published table / wall time of its `WriteTablePart` task (summed over "
+        "the parts when a table is written as several parts side by side).",
+        "",
+        "| table | rows | parts | task wall time | slowest part | rows/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for table, write in r["sqlite_writes"].items():
+        seconds = f"{write['seconds']:.2f} s" if write["seconds"] is not None else "n/a"
+        slowest = f"{write['slowest_part_s']:.2f} s" if write["slowest_part_s"] is not None else "n/a"
+        rate = f"{write['rows_per_s']:,.0f}" if write["rows_per_s"] is not None else "n/a"
+        lines.append(f"| `{table}` | {write['rows']:,} | {write['parts']} | {seconds} | {slowest} | {rate} |")
+    lines += ["", "## Tasks (wall time, slowest first)", "", "| task | seconds |", "| --- | ---: |"]
+    for task_id, seconds in r["run"]["timings"].items():
+        lines.append(f"| `{task_id}` | {seconds:.2f} |")
+    lines.append(f"| **sum of task times** | {sum(r['run']['timings'].values()):.2f} |")
+    if r["rerun"].get("problem"):
+        lines += ["", f"**Re-run problem:** {r['rerun']['problem']}"]
+    return "\n".join(lines) + "\n"
+
+
+def print_report(results: dict) -> None:
+    r = results
+    print()
+    print(f"Benchmark at scale {r['scale']:g}, --workers {r['workers']}, {r['date']}, commit {r['git_commit']}")
+    m = r["machine"]
+    print(f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_total_gb']} GB RAM; Python {m['python']}, "
+          f"pyarrow {m['pyarrow']}, pandas {m['pandas']}, luigi {m['luigi']}, SQLite {m['sqlite']}")
+    print(f"Load average at start {r['loadavg_start']}, at end {r['loadavg_end']}")
+    print()
+    print("Per-task wall time (slowest first):")
+    width = max((len(t) for t in r["run"]["timings"]), default=10)
+    for task_id, seconds in r["run"]["timings"].items():
+        print(f"  {task_id:<{width}}  {seconds:8.2f} s")
+    print(f"  {'(sum of task times)':<{width}}  {sum(r['run']['timings'].values()):8.2f} s")
+    print()
+    print(f"Total wall time:          {r['total_wall_s']:8.2f} s  "
+          f"(CPU {r['run']['cpu_user_s']:.1f} s user + {r['run']['cpu_system_s']:.1f} s system)")
+    print(f"Peak memory (any process):{r['peak_memory_mb']:8.0f} MB")
+    print(f"  measured by {r['peak_memory_method']}")
+    print(f"  (for information: all pipeline processes at once, sampled every 0.2 s, shared pages "
+          f"counted per process: {r['run']['sampled_tree_peak_mb']:,.0f} MB)")
+    print("Big SQLite writes:")
+    for table, write in r["sqlite_writes"].items():
+        if write["rows_per_s"] is None:
+            print(f"  {table:<16} {write['rows']:>12,} rows  (no WriteTablePart timing found)")
+        else:
+            parts = f" ({write['parts']} parts, summed)" if write["parts"] > 1 else ""
+            print(f"  {table:<16} {write['rows']:>12,} rows in {write['seconds']:6.2f} s = "
+                  f"{write['rows_per_s']:>12,.0f} rows/s{parts}")
+    print(f"Database size:            {r['database_size_mb']:8.1f} MB")
+    rerun = r["rerun"]
+    print(f"Unchanged re-run:         {rerun['wall_s']:8.2f} s  "
+          f"({'did no work' if rerun['did_no_work'] else 'FLAG: ' + rerun['problem']})")
+    print()
+    print("Targets (issue 5, full scale):")
+    for key, verdict in r["targets"].items():
+        label, unit = TARGET_LABELS[key]
+        print(f"  {verdict['status']}  {label:<28} {_figure(verdict['measured'], unit):>10}  "
+              f"(target ≤ {verdict['target']:g} {unit})")
+    if r["scale"] != 1.0:
+        print(f"  (the targets are for scale 1.0; this run is at scale {r['scale']:g})")
+    print()
+    print(f"Results: {r['results_json']} and {r['results_md']}")
+
+
+# ----------------------------------------------------------------------------------------------
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=None,
+                    help="the generated input (default data/full/ at scale 1.0, else data/bench/data-scale-S/)")
+    ap.add_argument("--scale", type=float, default=1.0, help="dataset scale (default 1.0; e.g. 0.05 for a quick run)")
+    ap.add_argument("--workers", type=int, default=2, help="luigi --workers (default 2)")
+    ap.add_argument("--work-dir", type=Path, default=None,
+                    help="the pipeline's work dir; must be empty or absent (default: a fresh temporary "
+                         "directory under data/bench/, removed afterwards unless --keep)")
+    ap.add_argument("--database", type=Path, default=None,
+                    help="the database to publish; must not exist yet (default: in the temporary directory)")
+    ap.add_argument("--results", type=Path, default=REPO / "data" / "bench" / "results.json",
+                    help="the JSON results (default data/bench/results.json); the Markdown table goes "
+                         "beside it with the suffix .md")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary work dir and database")
+    args = ap.parse_args(argv)
+    if args.scale <= 0 or args.workers < 1:
+        ap.error("--scale must be > 0 and --workers >= 1")
+
+    data_dir = (args.data_dir or default_data_dir(args.scale)).resolve()
+    results_json = args.results.resolve()
+    results_md = results_json.with_suffix(".md")
+    bench_dir = REPO / "data" / "bench"
+
+    temporary = None
+    if args.work_dir is None or args.database is None:
+        bench_dir.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix="run-", dir=bench_dir))
+    work_dir = (args.work_dir or temporary / "work").resolve()
+    database = (args.database or temporary / "retail.db").resolve()
+    if work_dir.exists() and (not work_dir.is_dir() or any(work_dir.iterdir())):
+        ap.error(f"--work-dir {work_dir} is not empty: the first run must start from nothing")
+    if database.exists():
+        ap.error(f"--database {database} exists: the first run must publish a new database")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    results_json.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = temporary if temporary and args.keep else results_json.parent
+    log_stem = results_json.stem
+
+    loadavg_start = _loadavg()
+    print(f"Load average at start: {loadavg_start}", flush=True)
+    generation_s = None
+    if data_is_cached(data_dir, args.scale):
+        print(f"Reusing the dataset in {data_dir} (scale {args.scale:g}, seed {SEED})", flush=True)
+    else:
+        try:
+            generation_s = round(generate_data(data_dir, args.scale), 1)
+        except RuntimeError as error:
+            print(f"ERROR: {error}", file=sys.stderr)
+            return 1
+
+    command = luigi_command(data_dir, work_dir, database, args.workers)
+    try:
+        print(f"Running: {' '.join(command)}", flush=True)
+        run = run_pipeline(command, log_dir / f"{log_stem}.run")
+        if run["exit_code"] != 0:
+            print(_tail(run["_stderr"]), file=sys.stderr)
+            print(f"ERROR: the pipeline run failed (exit {run['exit_code']}); logs: {run['stderr_log']}",
+                  file=sys.stderr)
+            return 1
+        print(f"  done in {run['wall_s']:.1f} s; {run['tasks_run']} tasks ran", flush=True)
+        facts = database_facts(database)
+        database_size = database.stat().st_size
+        print("Re-running the same command unchanged ...", flush=True)
+        source_before_rerun = source_version()
+        rerun = run_pipeline(command, log_dir / f"{log_stem}.rerun")
+        if rerun["exit_code"] != 0:
+            print(_tail(rerun["_stderr"]), file=sys.stderr)
+            print(f"ERROR: the re-run failed (exit {rerun['exit_code']}); logs: {rerun['stderr_log']}",
+                  file=sys.stderr)
+    finally:
+        if temporary is not None and not args.keep:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+    problems = []
+    if rerun["exit_code"] != 0:
+        problems.append(f"the re-run FAILED (exit {rerun['exit_code']}; see {rerun['stderr_log']})")
+    if rerun["tasks_run"]:
+        problems.append(f"{rerun['tasks_run']} task(s) ran: {', '.join(rerun['timings'])}")
+    if not rerun["said_no_work"]:
+        problems.append(f"Luigi did not say {NO_WORK_MARKER!r}")
+    code_version = facts["build_info"].get("code_version")
+    if problems and source_before_rerun != code_version:
+        # Others edit the code: the re-run then rightly rebuilds (or trips over a half-made edit).
+        problems.append(f"the pipeline's source (retail_pipeline/, tasks/) changed between the two runs: "
+                        f"code version {code_version} -> {source_before_rerun}")
+    rerun_summary = {key: value for key, value in rerun.items() if not key.startswith("_")}
+    rerun_summary["did_no_work"] = not problems
+    rerun_summary["problem"] = "; ".join(problems) or None
+
+    writes = {table: sqlite_write(facts["rows"][table], write_tasks(run["timings"], table))
+              for table in BIG_TABLES}
+
+    results = {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "code_version": code_version,
+        "code_version_at_rerun": source_before_rerun,
+        "machine": machine(),
+        "loadavg_start": loadavg_start,
+        "loadavg_end": _loadavg(),
+        "scale": args.scale,
+        "seed": SEED,
+        "workers": args.workers,
+        "data_dir": str(data_dir),
+        "data_generated_s": generation_s,
+        "work_dir": str(work_dir),
+        "database": str(database),
+        "database_kept": temporary is None or args.keep,
+        "total_wall_s": run["wall_s"],
+        "peak_memory_mb": run["peak_memory_mb"],
+        "peak_memory_method": run["peak_memory_method"],
+        "database_size_bytes": database_size,
+        "database_size_mb": round(database_size / 1e6, 1),
+        "sqlite_writes": writes,
+        "run": {key: value for key, value in run.items() if not key.startswith("_")},
+        "rerun": rerun_summary,
+        "results_json": str(results_json),
+        "results_md": str(results_md),
+    }
+    results["targets"] = verdicts(results)
+    results_json.write_text(json.dumps(results, indent=2) + "\n")
+    results_md.write_text(markdown(results))
+    print_report(results)
+    return 0 if rerun["exit_code"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
