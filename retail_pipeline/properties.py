@@ -20,7 +20,7 @@ LATEST_SCHEMA = pa.schema(
     [
         pa.field("itemid", pa.int64()),
         pa.field("property", pa.dictionary(pa.int32(), pa.string())),
-        pa.field("value", pa.dictionary(pa.int32(), pa.string())),
+        pa.field("value", pa.string()),
         pa.field("timestamp_ms", pa.int64()),
     ]
 )
@@ -38,7 +38,7 @@ def concat_in_input_order(tables: list[pa.Table]) -> pa.Table:
     """One table of all property files' rows, given in file-name order (dictionaries unified)."""
     if not tables:
         raise ValueError("no item property tables")
-    return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+    return pa.concat_tables([t.drop_columns(["line"]) for t in tables]).unify_dictionaries().combine_chunks()
 
 
 def _dictionary(column) -> pa.DictionaryArray:
@@ -73,7 +73,7 @@ def latest_item_properties(rows: pa.Table) -> pa.Table:
     is_last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
     picked = rows.select(["itemid", "property", "value", "timestamp"]).take(pa.array(order[is_last]))
     return pa.Table.from_arrays(
-        [picked.column("itemid"), _dictionary(picked.column("property")), _dictionary(picked.column("value")),
+        [picked.column("itemid"), _dictionary(picked.column("property")), picked.column("value"),
          picked.column("timestamp")],
         schema=LATEST_SCHEMA,
     )

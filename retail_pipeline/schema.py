@@ -50,8 +50,8 @@ TABLES: dict[str, TableSchema] = {
                 ("categoryid", I), ("available", I), ("parent_categoryid", I), ("root_categoryid", I),
                 ("source_line", I),
             ),
-            indexes=(("visitorid", "timestamp_ms"), ("itemid",), ("event_hour",), ("event_date",), ("categoryid",),
-                     ("root_categoryid",)),
+            # The lookups an analyst makes; whole-period questions use the pre-computed tables.
+            indexes=(("visitorid", "timestamp_ms"), ("itemid",), ("event_hour",), ("categoryid",)),
         ),
         TableSchema(
             "item_properties",
@@ -82,7 +82,6 @@ TABLES: dict[str, TableSchema] = {
                 ("events", I), ("views", I), ("addtocarts", I), ("transactions", I), ("converted", I),
             ),
             primary_key=("visitorid", "session_id"),
-            indexes=(("start_time",),),
         ),
         TableSchema(
             "daily_funnel",
