@@ -11,19 +11,33 @@ import pandas as pd
 import pyarrow as pa
 
 from .records import EVENT_CODES
+from .sharding import mix64
 
 SESSION_GAP_MS = 1_800_000
 NO_EVENT = -1  # prev_event code on a visitor's first event
 
 
 def drop_duplicate_events(rows: pa.Table) -> tuple[pa.Table, int]:
-    """Drop rows equal to an earlier row in all five fields; return the rest and the count dropped."""
-    frame = pd.DataFrame(
-        {name: rows.column(name).to_numpy(zero_copy_only=False) for name in
-         ("timestamp", "visitorid", "event", "itemid")}
-    )
-    frame["transactionid"] = rows.column("transactionid").to_pandas(types_mapper=pd.ArrowDtype)
-    duplicate = frame.duplicated(keep="first").to_numpy()
+    """Drop rows equal to an earlier row in all five fields; return the rest and the count dropped.
+
+    A 64-bit hash of the five values finds the few rows that may repeat another; only those
+    are compared exactly (a full multi-column comparison of 2.7 M rows costs ~10x more).
+    """
+    transaction = rows.column("transactionid")
+    values = {name: rows.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
+              for name in ("timestamp", "visitorid", "event", "itemid")}
+    values["transactionid"] = transaction.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    values["has_transactionid"] = transaction.is_valid().to_numpy(zero_copy_only=False).astype(np.int64)
+    digest = np.zeros(rows.num_rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in values.values():
+            digest = mix64((digest * np.uint64(0x9E3779B97F4A7C15)).view(np.int64) ^ column)
+    maybe = pd.Series(digest).duplicated(keep=False).to_numpy()
+    candidates = np.flatnonzero(maybe)
+    duplicate = np.zeros(rows.num_rows, dtype=bool)
+    if len(candidates):
+        exact = pd.DataFrame({name: column[candidates] for name, column in values.items()})
+        duplicate[candidates] = exact.duplicated(keep="first").to_numpy()
     dropped = int(duplicate.sum())
     if dropped:
         rows = rows.filter(pa.array(~duplicate))

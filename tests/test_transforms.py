@@ -247,3 +247,18 @@ def test_roots_depths_and_missing_parents():
 def test_cycle_stops_with_the_categories_named(rows, named):
     with pytest.raises(CategoryCycleError, match=named):
         tree(rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2),
+                               st.one_of(st.none(), st.integers(-1, 1))), max_size=40))
+def test_duplicate_removal_matches_brute_force(rows):
+    table = pa.Table.from_pylist(
+        [{"line": i + 2, "timestamp": t, "visitorid": v, "event": e, "itemid": item, "transactionid": tx}
+         for i, (t, v, e, item, tx) in enumerate(rows)],
+        schema=EVENTS.arrow_schema,
+    )
+    kept, dropped = drop_duplicate_events(table)
+    first_lines = [i + 2 for i, row in enumerate(rows) if row not in rows[:i]]
+    assert kept.column("line").to_pylist() == first_lines
+    assert dropped == len(rows) - len(first_lines)
