@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -283,12 +282,9 @@ def database_facts(database: Path) -> dict:
 
 def source_version() -> str:
     """The pipeline's code version as ``tasks.base.code_version`` computes it (and _build_info records)."""
-    digest = hashlib.sha256()
-    for package in ("retail_pipeline", "tasks"):
-        for source in sorted((REPO / package).glob("*.py")):
-            digest.update(source.name.encode())
-            digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
+    from tasks.base import source_digest
+
+    return source_digest()
 
 
 def _meminfo_total_bytes() -> int | None:

@@ -24,6 +24,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """Hash of the pipeline's source: any change to a transform invalidates its results."""
+    return source_digest()
+
+
+def source_digest() -> str:
+    """The hash of the pipeline's source files as they are on disk now (uncached)."""
     digest = hashlib.sha256()
     for package in ("retail_pipeline", "tasks"):
         for source in sorted((PROJECT_ROOT / package).glob("*.py")):
