@@ -66,12 +66,17 @@ def latest_item_properties(rows: pa.Table) -> pa.Table:
     if int(items.max()) >= (1 << 62) // max(n_properties, 1):
         items = dense_codes_by_rank(items)
     keys = items * n_properties + properties
-    by_time = radix_argsort(dense_codes(rows.column("timestamp").to_numpy()))
-    order = radix_argsort(keys, by_time)  # (itemid, property, timestamp, input order)
+    del items, properties  # 20 M-row temporaries: free them as soon as they are used
+    order = radix_argsort(keys, radix_argsort(dense_codes(rows.column("timestamp").to_numpy())))
+    # order sorts by (itemid, property, timestamp, input order); keep the last row of each key
     sorted_keys = keys[order]
+    del keys
     is_last = np.ones(len(order), dtype=bool)
     is_last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
-    picked = rows.select(["itemid", "property", "value", "timestamp"]).take(pa.array(order[is_last]))
+    del sorted_keys
+    chosen = pa.array(order[is_last])
+    del order, is_last
+    picked = rows.select(["itemid", "property", "value", "timestamp"]).take(chosen)
     return pa.Table.from_arrays(
         [picked.column("itemid"), _dictionary(picked.column("property")), picked.column("value"),
          picked.column("timestamp")],
