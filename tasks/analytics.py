@@ -47,5 +47,10 @@ class CategoryStats(RetailTask):
 
     def run(self):
         inputs = self.input()
+        self.step(0, 3, "reading events_enriched")
         enriched = load_table(inputs["enriched"], columns=self.columns)
-        save_table(self.output(), analytics.category_stats(enriched, load_table(inputs["categories"]["tree"])))
+        self.step(1, 3, f"computing category_stats from {enriched.num_rows:,} events")
+        table = analytics.category_stats(enriched, load_table(inputs["categories"]["tree"]))
+        self.step(2, 3, f"writing {table.num_rows:,} rows")
+        save_table(self.output(), table)
+        self.step(3, 3, f"{table.num_rows:,} rows")

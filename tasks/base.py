@@ -49,6 +49,11 @@ class RetailTask(luigi.Task):
             digest.update(dependency.fingerprint().encode())
         return digest.hexdigest()[:20]
 
+    def step(self, done: int, of: int, message: str) -> None:
+        """Report progress through a run made of ``of`` steps, ``done`` of which are done."""
+        self.set_progress_percentage(round(100 * done / of))
+        self.set_status_message(message)
+
     def work_target(self, name: str, suffix: str) -> luigi.LocalTarget:
         folder = Path(retail().work_dir) / self.task_family
         return luigi.LocalTarget(str(folder / f"{name}-{self.fingerprint()}.{suffix}"))

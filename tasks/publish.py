@@ -119,7 +119,7 @@ class PublishDatabase(RetailTask):
         return PublishedDatabase(retail().database, self.fingerprint())
 
     def run(self):
-        self.set_status_message("assembling the database")
+        self.step(0, 2, "assembling the database")
         parts = {name: [target.path for target in targets] for name, targets in self.input().items()}
         build_info = {
             "fingerprint": self.fingerprint(),
@@ -128,8 +128,10 @@ class PublishDatabase(RetailTask):
             "input_files": _input_files(self),
         }
         publish_database(parts, retail().database, build_info, progress=self.set_status_message)
+        self.step(1, 2, "published; counting rows")
         counts = table_counts(retail().database)
         print(table_summary(counts, counts["rejected_rows"], retail().database), flush=True)
+        self.step(2, 2, f"published {retail().database}")
 
 
 class RunAll(luigi.WrapperTask):

@@ -27,12 +27,15 @@ class EnrichEventsShard(RetailTask):
 
     def run(self):
         inputs = self.input()
+        shard = f"shard {self.shard + 1} of {retail().shards}"
+        self.step(0, 3, f"{shard}: reading events and snapshots")
         events = load_table(inputs["events"]["shards"][self.shard])
-        self.set_status_message(f"shard {self.shard + 1} of {retail().shards}: enriching {events.num_rows:,} events")
-        enriched = enrich_events(
-            events, load_table(inputs["properties"]["snapshots"]), load_table(inputs["categories"]["tree"])
-        )
+        snapshots = load_table(inputs["properties"]["snapshots"])
+        self.step(1, 3, f"{shard}: enriching {events.num_rows:,} events")
+        enriched = enrich_events(events, snapshots, load_table(inputs["categories"]["tree"]))
+        self.step(2, 3, f"{shard}: writing {enriched.num_rows:,} enriched events")
         save_table(self.output(), enriched)
+        self.step(3, 3, f"{shard}: done")
 
 
 class EnrichEvents(RetailTask):
@@ -64,7 +67,13 @@ class _FromEnriched(RetailTask):
         raise NotImplementedError
 
     def run(self):
-        save_table(self.output(), self.compute(load_table(self.input(), columns=self.columns)))
+        self.step(0, 3, "reading events_enriched")
+        enriched = load_table(self.input(), columns=self.columns)
+        self.step(1, 3, f"computing {self.table_name} from {enriched.num_rows:,} events")
+        table = self.compute(enriched)
+        self.step(2, 3, f"writing {table.num_rows:,} rows")
+        save_table(self.output(), table)
+        self.step(3, 3, f"{table.num_rows:,} rows")
 
 
 class EventTypeCounts(_FromEnriched):
@@ -81,8 +90,14 @@ class Sessions(_FromEnriched):
 
     def run(self):
         """Shard by shard: each shard is already in visitor order."""
-        parts = [aggregates.sessions(load_table(shard, columns=self.columns)) for shard in self.input()]
+        shards = self.input()
+        parts = []
+        for k, shard in enumerate(shards):
+            self.step(k, len(shards) + 1, f"sessions of shard {k + 1} of {len(shards)}")
+            parts.append(aggregates.sessions(load_table(shard, columns=self.columns)))
+        self.step(len(shards), len(shards) + 1, "writing sessions")
         save_table(self.output(), pa.concat_tables(parts))
+        self.step(1, 1, "done")
 
 
 class DailyFunnel(_FromEnriched):
@@ -103,6 +118,7 @@ class HourlyTrend(RetailTask):
         return self.work_target("hourly_trend", "parquet")
 
     def run(self):
+        self.set_status_message("rolling means over the hourly counts")
         save_table(self.output(), aggregates.hourly_trend(load_table(self.input())))
 
 
@@ -116,6 +132,7 @@ class RejectedRows(RetailTask):
         return self.work_target("rejected_rows", "parquet")
 
     def run(self):
+        self.set_status_message("collecting the rejected lines of every input")
         save_table(self.output(), stages.rejected_rows([load_table(i["rejected"]) for i in self.input()]))
 
 
@@ -130,6 +147,7 @@ class DataQuality(RetailTask):
 
     def run(self):
         inputs = self.input()
+        self.set_status_message("counting lines, rejections, duplicates and events without a category")
         stats = [load_json(i["stats"]) for i in inputs["loads"]]
         enriched = load_table(inputs["enriched"], columns=["categoryid"])
         save_table(self.output(), stages.quality_report(stats, enriched))
