@@ -78,6 +78,7 @@ class WriteTablePart(RetailTask):
         with self.output().temporary_path() as temporary:
             write_table(table, schema.TABLES[self.table], temporary,
                         progress=Progress(self, total=table.num_rows, what=f"of {table.num_rows:,} rows written"))
+        self.step(1, 1, f"{table.num_rows:,} rows written")
 
 
 class PublishedDatabase(luigi.Target):
