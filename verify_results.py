@@ -54,11 +54,17 @@ SPEC_COLUMNS = {
 }
 SINGLE_CHECK_NAMES = [
     "rows_rejected", "duplicate_events_dropped", "events_without_categoryid", "events_published",
+    "events_outside_expected_range",
 ]
 FIXED_REASONS = {
     "undecodable bytes", "blank line", "unknown event type", "transaction without transactionid",
-    "duplicate categoryid",
+    "duplicate categoryid", "line too long",
 }
+# The expected range of event times (docs/decisions.md): the hour-by-hour tables cover only the
+# events inside it; the others are kept in events_enriched and counted in data_quality.
+EXPECTED_FIRST_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC
+EXPECTED_END_MS = 4_102_444_800_000  # 2100-01-01 00:00:00 UTC, excluded
+IN_RANGE = f"(timestamp_ms >= {EXPECTED_FIRST_MS} AND timestamp_ms < {EXPECTED_END_MS})"
 INTEGER_COLUMNS = {"timestamp", "visitorid", "itemid", "transactionid", "categoryid", "parentid"}
 
 # Seconds of 0000-01-01 00:00:00 and 9999-12-31 23:59:59: SQLite formats times in between.
@@ -150,10 +156,11 @@ class Verifier:
         return self.once("event_count", lambda: self.scalar("SELECT count(*) FROM events_enriched"))
 
     def event_hour_range(self):
-        """First and last event hour as hour numbers (hours since the epoch), or (None, None)."""
+        """First and last hour (hours since the epoch) of the events inside the expected range of
+        times, which the hourly tables cover; or (None, None)."""
         def build():
             low, high = self.db.execute(
-                "SELECT min(timestamp_ms), max(timestamp_ms) FROM events_enriched").fetchone()
+                f"SELECT min(timestamp_ms), max(timestamp_ms) FROM events_enriched WHERE {IN_RANGE}").fetchone()
             if low is None:
                 return None, None
             return low // 3_600_000, high // 3_600_000
@@ -293,8 +300,8 @@ class Verifier:
                    min({HOUR_NUMBER_OF_TEXT.format(x='hour')}), max({HOUR_NUMBER_OF_TEXT.format(x='hour')})
             FROM {table}""").fetchone()
         if first is None:
-            expect(rows == 0, f"{rows} rows but events_enriched is empty")
-            return "no events, no hours"
+            expect(rows == 0, f"{rows} rows but events_enriched has no event in the expected range")
+            return "no events in the expected range, no hours"
         expect(not not_canonical, f"{not_canonical} hours not written as 'YYYY-MM-DD HH:00:00'")
         expect(rows == distinct, f"{rows - distinct} repeated hours")
         expect(low == first and high == last,
@@ -319,15 +326,18 @@ class Verifier:
     def check_event_type_counts_totals(self) -> str:
         # Counts per hour in two cheap passes: all events (an index on event_hour answers that
         # alone), then the few events that are not views (views are the rest).
-        self.db.executescript("""
+        # Only events inside the expected range of times count (the same hours as the whole range:
+        # an event outside it is in an hour of its own, outside the range too).
+        self.db.executescript(f"""
             DROP TABLE IF EXISTS temp.hour_all;
             CREATE TEMP TABLE hour_all AS
-            SELECT event_hour AS hour, count(*) AS total FROM main.events_enriched GROUP BY event_hour;
+            SELECT event_hour AS hour, count(*) AS total FROM main.events_enriched WHERE {IN_RANGE}
+            GROUP BY event_hour;
             DROP TABLE IF EXISTS temp.hour_other;
             CREATE TEMP TABLE hour_other AS
             SELECT +event_hour AS hour, sum(event = 'addtocart') AS carts, sum(event = 'transaction') AS transactions,
                    count(*) AS others
-            FROM main.events_enriched WHERE event IS NOT 'view' GROUP BY +event_hour;
+            FROM main.events_enriched WHERE event IS NOT 'view' AND {IN_RANGE} GROUP BY +event_hour;
             DROP TABLE IF EXISTS temp.hour_calc;
             CREATE TEMP TABLE hour_calc AS
             SELECT a.hour, a.total - coalesce(o.others, 0) AS views, coalesce(o.carts, 0) AS carts,
@@ -350,8 +360,10 @@ class Verifier:
             WHERE hour NOT IN (SELECT hour FROM event_type_counts)""")
         expect(missing == 0, f"{missing} event hours of events_enriched missing from event_type_counts")
         summed = self.scalar("SELECT sum(total_events) FROM event_type_counts") or 0
-        expect(summed == self.event_count(), f"total_events sum to {summed}, events_enriched has {self.event_count()}")
-        return f"{self.event_count()} events over {self.scalar('SELECT count(*) FROM temp.hour_calc')} busy hours"
+        in_range = self.scalar(f"SELECT count(*) FROM events_enriched WHERE {IN_RANGE}")
+        expect(summed == in_range,
+               f"total_events sum to {summed}, events_enriched has {in_range} events in the expected range")
+        return f"{in_range} events over {self.scalar('SELECT count(*) FROM temp.hour_calc')} busy hours"
 
     def check_hourly_trend_totals(self) -> str:
         wrong = self.scalar("""
@@ -537,8 +549,13 @@ class Verifier:
         expect(without == nulls, f"events_without_categoryid = {without}, events_enriched has {nulls} NULL categoryid")
         duplicates = self.single_value("duplicate_events_dropped")
         expect(duplicates is not None and duplicates >= 0, f"duplicate_events_dropped = {duplicates}")
+        outside = self.single_value("events_outside_expected_range")
+        counted = self.scalar(f"SELECT count(*) FROM events_enriched WHERE NOT {IN_RANGE}")
+        expect(outside == counted,
+               f"events_outside_expected_range = {outside}, events_enriched has {counted} outside the range")
         return (f"events_published={published}, rows_rejected={rejected}, "
-                f"events_without_categoryid={without}, duplicate_events_dropped={duplicates}")
+                f"events_without_categoryid={without}, duplicate_events_dropped={duplicates}, "
+                f"events_outside_expected_range={outside}")
 
     def check_data_lines(self) -> str:
         values = self.data_quality_values()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .quality import in_expected_range
 from .records import EVENT_CODES, EVENT_TYPES
 from .timefmt import day_index, format_days, format_event_time, format_hours, hour_index
 
@@ -22,15 +23,21 @@ def _event_codes(enriched: pa.Table) -> np.ndarray:
 
 
 def event_type_counts(enriched: pa.Table) -> pa.Table:
-    """One row per hour from the first event's hour to the last's, zeros where nothing happened."""
-    hours = hour_index(enriched.column("timestamp_ms").to_numpy())
+    """One row per hour from the first event's hour to the last's, zeros where nothing happened.
+
+    Only the events inside the expected range of times count (docs/decisions.md): one event in
+    1970 or 9999 would otherwise add millions of empty hours.
+    """
+    timestamp_ms = enriched.column("timestamp_ms").to_numpy()
+    in_range = in_expected_range(timestamp_ms)
+    hours = hour_index(timestamp_ms[in_range])
     if len(hours) == 0:
         empty = {"hour": pa.array([], pa.string())}
         empty.update({name: pa.array([], pa.int64()) for name in (*EVENT_TYPES, "total_events")})
         return pa.table(empty)
     first = int(hours.min())
     span = int(hours.max()) - first + 1
-    codes = _event_codes(enriched)
+    codes = _event_codes(enriched)[in_range]
     columns = {"hour": format_hours(np.arange(first, first + span, dtype=np.int64))}
     total = np.zeros(span, dtype=np.int64)
     for code, name in enumerate(EVENT_TYPES):

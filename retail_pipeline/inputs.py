@@ -45,6 +45,19 @@ def duplicate_inputs(paths: tuple[str, ...]) -> list[tuple[str, str]]:
     return pairs
 
 
+def missing_input_message(path: str | os.PathLike) -> str:
+    """Why an expected input is not there, in one line that starts with its path."""
+    path = os.fspath(path)
+    if os.path.islink(path):
+        return f"{path}: input file not found: it is a broken symbolic link to {os.readlink(path)!r}"
+    folder = os.path.dirname(path)
+    if folder and not os.path.isdir(folder):
+        return f"{path}: input file not found: there is no directory {folder}"
+    if glob.has_magic(os.path.basename(path)):
+        return f"{path}: input file not found: no file matches (a .csv or .csv.gz is needed)"
+    return f"{path}: input file not found"
+
+
 def file_fingerprint(path: str | os.PathLike) -> str:
     """Identity of an input file's content for freshness checks: name, size, modification time.
 

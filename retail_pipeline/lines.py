@@ -9,12 +9,21 @@ can be handed to Arrow's CSV reader as the contiguous buffer it already is.
 The reading rules (docs/decisions.md): lines end at ``\\n``; a ``\\r`` before it is
 not part of the line; a byte-order mark at the start of the file is ignored; a last
 line without ``\\n`` is still a line; line 1 is the header.
+
+Hostile files are refused before a byte is read: anything but a readable regular file
+(a directory, a FIFO that would block, a device that never ends, a broken symbolic link)
+stops the run with an ``InputError`` naming the file. A line longer than
+``MAX_LINE_BYTES`` is still one line (it is rejected later as ``line too long``), but
+only its first ``MAX_LINE_BYTES + 2`` bytes are ever held in memory where the reader
+would otherwise have to copy it: memory stays bounded by the chunk size whatever the
+lines look like.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -26,6 +35,16 @@ from .errors import InputError
 
 BOM = b"\xef\xbb\xbf"
 DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024  # longest line read as data; longer ones are rejected as "line too long"
+_KEEP_OF_LONG_LINE = MAX_LINE_BYTES + 2  # enough to know a cut line is too long, even after a "\r" is removed
+
+_FILE_KINDS = [
+    (stat.S_ISDIR, "is a directory, expected a file"),
+    (stat.S_ISFIFO, "is a named pipe (FIFO), expected a regular file"),
+    (stat.S_ISSOCK, "is a socket, expected a regular file"),
+    (stat.S_ISCHR, "is a character device, expected a regular file"),
+    (stat.S_ISBLK, "is a block device, expected a regular file"),
+]
 
 
 @dataclass(frozen=True)
@@ -36,11 +55,37 @@ class LineChunk:
     lines: pa.LargeBinaryArray
 
 
+def check_readable_file(path: str | os.PathLike) -> int:
+    """Raise ``InputError`` unless ``path`` is a regular file this process can read; return its size.
+
+    Checked with ``stat`` first, so that a FIFO (whose ``open`` would wait for a writer) or a
+    device such as ``/dev/zero`` (which never ends) is refused without being opened; then the
+    file is opened once, so a permission problem is reported here, with the system's words.
+    """
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise InputError(f"{path}: broken symbolic link to {os.readlink(path)!r} ({exc.strerror})") from exc
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    for is_kind, message in _FILE_KINDS:
+        if is_kind(st.st_mode):
+            raise InputError(f"{path}: {message}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: is not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    return st.st_size
+
+
 def open_input(path: str | os.PathLike) -> BinaryIO:
     """Open a plain or gzip-compressed (``.gz``) input for binary reading."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected a file")
+    check_readable_file(path)
     try:
         if path.endswith(".gz"):
             return gzip.open(path, "rb")
@@ -81,30 +126,41 @@ def read_header_and_chunks(
 
     A plain file is memory-mapped and its chunks are zero-copy views of the mapping; a gzip
     file is decompressed block by block. Raises ``InputError`` naming the file when it cannot
-    be opened or read, or holds no header line at all.
+    be opened or read, or holds no header line at all. A header longer than
+    ``MAX_LINE_BYTES`` is returned cut (it cannot be a right header anyway).
     """
     path = os.fspath(path)
     if path.endswith(".gz"):
         return _stream_header_and_chunks(path, chunk_bytes)
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected a file")
+    size = check_readable_file(path)
     try:
-        size = os.path.getsize(path)
         mapped = pa.memory_map(path, "r").read_buffer() if size else pa.py_buffer(b"")
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
     data = np.frombuffer(mapped, dtype=np.uint8)
-    if size == 0:
+    if size == 0 or bytes(data[: len(BOM) + 1]) == BOM:
         raise InputError(f"{path}: file is empty, expected a header line")
     newline = _find_newline(data, 0)
     header_end = size if newline < 0 else newline + 1
-    header = bytes(data[:header_end])
+    header = bytes(data[: min(header_end, len(BOM) + _KEEP_OF_LONG_LINE)])
     if header.startswith(BOM):
         header = header[len(BOM):]
     return strip_line_end(header), _mapped_chunks(mapped, data, header_end, chunk_bytes)
 
 
-def _find_newline(data: np.ndarray, start: int, step: int = 1 << 20) -> int:
+_SCAN_STEP = 1 << 20  # bytes compared at a time when looking for newlines
+
+
+def _newlines(data: np.ndarray) -> np.ndarray:
+    """Positions of every ``\n`` in ``data``, scanned a step at a time, so that no temporary is
+    as big as a chunk made big by one enormous line."""
+    if len(data) <= _SCAN_STEP:
+        return np.flatnonzero(data == 10)
+    return np.concatenate([np.flatnonzero(data[i: i + _SCAN_STEP] == 10) + i
+                           for i in range(0, len(data), _SCAN_STEP)])
+
+
+def _find_newline(data: np.ndarray, start: int, step: int = _SCAN_STEP) -> int:
     """Index of the first ``\n`` at or after ``start``, or -1."""
     while start < len(data):
         hits = np.flatnonzero(data[start: start + step] == 10)
@@ -120,12 +176,15 @@ def _mapped_chunks(mapped: pa.Buffer, data: np.ndarray, start: int, chunk_bytes:
     while start < size:
         end = min(start + chunk_bytes, size)
         if end < size:
-            last = np.flatnonzero(data[start:end] == 10)
+            last = _newlines(data[start:end])
             end = start + int(last[-1]) + 1 if len(last) else _find_newline(data, end) + 1 or size
         if data[end - 1] == 10:
             lines = _lines_array_from(mapped.slice(start, end - start), data[start:end])
-        else:  # the file's last line has no newline: give it one (a small copy)
-            lines = _lines_array(bytes(data[start:end]) + b"\n")
+        else:  # the file's last line has no newline: give it one (a small copy; a long line is cut)
+            ends = _newlines(data[start:end])
+            tail = start + (int(ends[-1]) + 1 if len(ends) else 0)
+            cut = min(end, tail + _KEEP_OF_LONG_LINE)
+            lines = _lines_array(bytes(data[start:cut]) + b"\n")
         yield LineChunk(next_line, lines)
         next_line += len(lines)
         start = end
@@ -133,7 +192,7 @@ def _mapped_chunks(mapped: pa.Buffer, data: np.ndarray, start: int, chunk_bytes:
 
 def _lines_array_from(buffer: pa.Buffer, data: np.ndarray) -> pa.LargeBinaryArray:
     """Lines of a buffer that ends with ``\n``, as an array viewing that buffer."""
-    ends = np.flatnonzero(data == 10) + 1
+    ends = _newlines(data) + 1
     offsets = np.empty(len(ends) + 1, dtype=np.int64)
     offsets[0] = 0
     offsets[1:] = ends
@@ -142,48 +201,64 @@ def _lines_array_from(buffer: pa.Buffer, data: np.ndarray) -> pa.LargeBinaryArra
 
 def _stream_header_and_chunks(path: str, chunk_bytes: int) -> tuple[bytes, Iterator[LineChunk]]:
     stream = open_input(path)
-    blocks = _read_blocks(stream, path, chunk_bytes)
-    pending = b""
-    for block in blocks:
-        pending += block
-        if b"\n" in pending:
-            break
-    if not pending:
-        stream.close()
-        raise InputError(f"{path}: file is empty, expected a header line")
-    header, sep, rest = pending.partition(b"\n")
-    if header.startswith(BOM):
-        header = header[len(BOM):]
-    header = strip_line_end(header + sep)
-    return header, _chunks(stream, blocks, rest, chunk_bytes)
-
-
-def _chunks(stream: BinaryIO, blocks: Iterator[bytes], pending: bytes, chunk_bytes: int) -> Iterator[LineChunk]:
-    next_line = 2
+    chunks = _stream_chunks(stream, _read_blocks(stream, path, chunk_bytes), chunk_bytes)
     try:
-        while True:
-            if len(pending) < chunk_bytes:
-                block = next(blocks, None)
-                if block is not None:
-                    pending += block
+        first = next(chunks, None)
+        if first is None:
+            raise InputError(f"{path}: file is empty, expected a header line")
+    except BaseException:
+        chunks.close()
+        stream.close()
+        raise
+    header = strip_line_end(first.lines[0].as_py())
+    rest = [LineChunk(2, first.lines.slice(1))] if len(first.lines) > 1 else []
+    return header, _chain(rest, chunks)
+
+
+def _chain(first: list[LineChunk], rest: Iterator[LineChunk]) -> Iterator[LineChunk]:
+    try:
+        yield from first
+        yield from rest
+    finally:
+        rest.close()
+
+
+def _stream_chunks(stream: BinaryIO, blocks: Iterator[bytes], chunk_bytes: int) -> Iterator[LineChunk]:
+    """Chunks of whole lines from decompressed blocks, line 1 (the header, BOM removed) first.
+
+    At most about ``chunk_bytes`` are held, plus the first ``_KEEP_OF_LONG_LINE`` bytes of a
+    line that has not ended yet: the rest of a longer line is skipped up to its newline (the
+    line is rejected as too long anyway), so one endless line cannot exhaust memory.
+    """
+    next_line = 1
+    pending = b""
+    skipping = False  # inside a line already cut: drop bytes up to its newline
+    at_start = True
+    try:
+        for block in blocks:
+            if at_start:
+                at_start = False
+                if block.startswith(BOM):
+                    block = block[len(BOM):]
+            if skipping:
+                newline = block.find(b"\n")
+                if newline < 0:
                     continue
-                if pending and not pending.endswith(b"\n"):
-                    pending += b"\n"
-                if pending:
-                    lines = _lines_array(pending)
-                    yield LineChunk(next_line, lines)
-                return
-            cut = pending.rfind(b"\n") + 1
-            if cut == 0:  # one line longer than a chunk: keep reading until it ends
-                block = next(blocks, None)
-                if block is None:
-                    pending += b"\n"
-                    continue
-                pending += block
-                continue
-            lines = _lines_array(pending[:cut])
-            pending = pending[cut:]
-            yield LineChunk(next_line, lines)
-            next_line += len(lines)
+                block = block[newline:]
+                skipping = False
+            pending += block
+            last = pending.rfind(b"\n")
+            if len(pending) - (last + 1) > _KEEP_OF_LONG_LINE:
+                pending = pending[: last + 1 + _KEEP_OF_LONG_LINE]
+                skipping = True
+            if last >= 0 and len(pending) >= chunk_bytes:
+                lines = _lines_array(pending[: last + 1])
+                yield LineChunk(next_line, lines)
+                next_line += len(lines)
+                pending = pending[last + 1:]
+        if pending:
+            if not pending.endswith(b"\n"):
+                pending += b"\n"
+            yield LineChunk(next_line, _lines_array(pending))
     finally:
         stream.close()

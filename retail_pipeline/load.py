@@ -32,13 +32,20 @@ class LoadedFile:
     data_lines: int  # lines after the header, rejected ones included
 
 
+HEADER_SHOWN = 200  # characters of a wrong header quoted in the error
+
+
 def check_header(fmt: RowFormat, path: str, header: bytes) -> None:
-    try:
-        found = header.decode("utf-8")
-    except UnicodeDecodeError:
-        found = header.decode("utf-8", "replace")
+    """Stop the run unless line 1 is exactly the format's header; the error quotes what was found."""
+    found = header.decode("utf-8", "replace")
     if found != fmt.header:
-        raise InputError(f"{path}: wrong header: expected {fmt.header!r}, found {found!r}")
+        shown = repr(found[:HEADER_SHOWN])
+        if len(found) > HEADER_SHOWN:
+            shown += f" (its first {HEADER_SHOWN} characters)"
+        hint = ""
+        if "," not in found and any(sep in found for sep in (";", "\t", "|")):
+            hint = " (fields must be separated by commas)"
+        raise InputError(f"{path}: wrong header: expected {fmt.header!r}, found {shown}{hint}")
 
 
 def load_file(

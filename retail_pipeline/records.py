@@ -6,7 +6,9 @@ certainly well formed, and Arrow's CSV reader converts all of those at C speed. 
 lines the expression does not accept go through :func:`parse_line`, the plain-Python,
 rule-by-rule reading of the contract, which either parses them (a well-formed line the
 fast path is too strict for, e.g. a property value containing a lone ``\\r``) or says why
-the line is rejected.
+the line is rejected. A line longer than ``MAX_LINE_BYTES`` is rejected first, judged from the
+chunk's offsets alone: it is never matched, decoded or copied (only its first
+``RAW_PREFIX_BYTES`` go to ``rejected_rows.raw``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .lines import LineChunk, strip_line_end
+from .lines import MAX_LINE_BYTES, LineChunk, strip_line_end
 
 INT_PATTERN = r"-?[0-9]{1,18}(?:\.0+)?"
+RAW_PREFIX_BYTES = 1024  # what rejected_rows.raw keeps of a line too long to read
 _INT_RE = re.compile(INT_PATTERN + r"\Z")
 
 EVENT_TYPES = ("view", "addtocart", "transaction")
@@ -182,18 +185,48 @@ def _read_csv_buffer(fmt: RowFormat, buffer: pa.Buffer, *, typed_ints: bool = Tr
 
 def _contiguous_data(lines: pa.LargeBinaryArray) -> pa.Buffer:
     """The bytes of all the lines of ``lines``, which are stored back to back."""
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
+    offsets = _offsets(lines)
     return lines.buffers()[2][offsets[0]: offsets[-1]]
 
 
-def _undecodable(lines: pa.LargeBinaryArray) -> np.ndarray:
-    """Boolean mask of the lines that are not valid UTF-8."""
+def _offsets(lines: pa.LargeBinaryArray) -> np.ndarray:
+    return np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
+
+
+def _too_long(lines: pa.LargeBinaryArray) -> np.ndarray:
+    """Boolean mask of the lines longer than ``MAX_LINE_BYTES`` without their line end.
+
+    Judged from the offsets alone: a long line is never copied or decoded.
+    """
+    offsets = _offsets(lines)
+    content = np.diff(offsets) - 1  # without the "\n" every element ends with
+    mask = content > MAX_LINE_BYTES
+    if mask.any():
+        data = lines.buffers()[2]
+        for index in np.flatnonzero(content == MAX_LINE_BYTES + 1):  # a "\r" before the "\n" is not counted
+            if data[int(offsets[index + 1]) - 2] == 13:
+                mask[index] = False
+    return mask
+
+
+def _prefix(lines: pa.LargeBinaryArray, index: int) -> str:
+    """The first ``RAW_PREFIX_BYTES`` of a line, as text (U+FFFD for what is not UTF-8)."""
+    offsets = _offsets(lines)
+    start = int(offsets[index])
+    size = min(RAW_PREFIX_BYTES, int(offsets[index + 1]) - start)
+    return lines.buffers()[2].slice(start, size).to_pybytes().decode("utf-8", "replace")
+
+
+def _undecodable(lines: pa.LargeBinaryArray, skip: np.ndarray) -> np.ndarray:
+    """Boolean mask of the lines that are not valid UTF-8 (lines marked in ``skip`` are not looked at)."""
+    mask = np.zeros(len(lines), dtype=bool)
+    looked_at = np.flatnonzero(~skip)
+    subset = lines if len(looked_at) == len(lines) else lines.take(pa.array(looked_at))
     try:
-        lines.cast(pa.large_string())
-        return np.zeros(len(lines), dtype=bool)
+        subset.cast(pa.large_string())
+        return mask
     except pa.ArrowInvalid:
-        mask = np.zeros(len(lines), dtype=bool)
-        for i, line in enumerate(lines.to_pylist()):
+        for i, line in zip(looked_at, subset.to_pylist()):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError:
@@ -205,8 +238,15 @@ def parse_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk:
     """Convert a chunk of lines: typed rows for the readable ones, reasons for the others."""
     lines = chunk.lines
     n = len(lines)
-    fast_ok = pc.match_substring_regex(lines, fmt.fast_pattern).to_numpy(zero_copy_only=False)
-    undecodable = _undecodable(lines)
+    too_long = _too_long(lines)
+    undecodable = _undecodable(lines, too_long)
+    if too_long.any():
+        fast_ok = np.zeros(n, dtype=bool)
+        short = np.flatnonzero(~too_long)
+        fast_ok[short] = pc.match_substring_regex(lines.take(pa.array(short)), fmt.fast_pattern).to_numpy(
+            zero_copy_only=False)
+    else:
+        fast_ok = pc.match_substring_regex(lines, fmt.fast_pattern).to_numpy(zero_copy_only=False)
     fast_ok &= ~undecodable
     line_numbers = np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64)
 
@@ -222,8 +262,11 @@ def parse_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk:
     rejected: list[tuple[int, str, str]] = []
     slow_rows: list[tuple] = []
     for index in np.flatnonzero(~fast_ok):
-        raw_bytes = strip_line_end(lines[int(index)].as_py())
         number = int(line_numbers[index])
+        if too_long[index]:
+            rejected.append((number, "line too long", _prefix(lines, int(index))))
+            continue
+        raw_bytes = strip_line_end(lines[int(index)].as_py())
         if undecodable[index]:
             rejected.append((number, "undecodable bytes", raw_bytes.decode("utf-8", "replace")))
             continue

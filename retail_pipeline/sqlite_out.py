@@ -159,8 +159,8 @@ def publish_database(
     temporary = database.with_name(f".{database.name}.building-{os.getpid()}")
     base_table = max(parts, key=lambda name: sum(os.path.getsize(p) for p in parts[name]))
     say(f"copying the first part of {base_table}")
-    shutil.copyfile(parts[base_table][0], temporary)
     try:
+        shutil.copyfile(parts[base_table][0], temporary)
         conn = _fast_connection(temporary)
         db = sqlite_utils.Database(conn)
         for name, files in parts.items():

@@ -7,9 +7,10 @@ about Luigi or where its results are stored.
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .categories import build_category_tree, first_rows
 from .errors import InputError
@@ -18,7 +19,7 @@ from .inputs import duplicate_inputs
 from .lines import read_header_and_chunks, strip_line_end
 from .load import REJECTED_SCHEMA, load_file
 from .properties import concat_in_input_order, latest_item_properties, point_in_time_snapshots
-from .quality import data_quality
+from .quality import data_quality, in_expected_range
 from .records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES
 from .sharding import shard_of
 
@@ -38,6 +39,7 @@ def load_events(paths: tuple[str, ...], shards: int = 1, progress=None) -> tuple
     stats = {
         "files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}},
         "duplicates_dropped": dropped,
+        "outside_expected_range": int((~in_expected_range(events.column("timestamp").to_numpy())).sum()),
     }
     shard = shard_of(events.column("visitorid").to_numpy(), shards)
     parts = [events.filter(pa.array(shard == k)) for k in range(shards)]
@@ -98,17 +100,57 @@ def rejected_rows(tables: list[pa.Table]) -> pa.Table:
 
 def quality_report(load_stats: list[dict], enriched: pa.Table) -> pa.Table:
     files: dict[str, dict] = {}
-    duplicates = 0
+    duplicates = outside = 0
     for stats in load_stats:
         files.update(stats["files"])
         duplicates += stats.get("duplicates_dropped", 0)
+        outside += stats.get("outside_expected_range", 0)
     return data_quality(
         data_lines={name: f["data_lines"] for name, f in files.items()},
         rejected_per_file={name: f["rejected"] for name, f in files.items()},
         duplicates_dropped=duplicates,
         events_published=enriched.num_rows,
         events_without_categoryid=int(enriched.column("categoryid").null_count),
+        events_outside_expected_range=outside,
     )
+
+
+STALE_AFTER_S = 3600  # a temporary file untouched this long belongs to no running task
+
+
+def temporary_files(work_dir: str | os.PathLike, database: str | os.PathLike) -> list[Path]:
+    """The temporary files of unfinished writes: ``*-luigi-tmp-*`` under ``work_dir``, and
+    ``.<database name>.building-*`` beside the database."""
+    found = [path for path in Path(work_dir).rglob("*-luigi-tmp-*") if path.is_file()] \
+        if os.path.isdir(work_dir) else []
+    database = Path(database)
+    if database.parent.is_dir():
+        found += [path for path in database.parent.glob(f".{database.name}.building-*") if path.is_file()]
+    return sorted(found)
+
+
+def remove_stale_temporaries(
+    work_dir: str | os.PathLike, database: str | os.PathLike, *, stale_after_s: float = STALE_AFTER_S,
+    now: float | None = None,
+) -> list[Path]:
+    """Delete what killed runs left behind; return the paths removed.
+
+    Every output is written under a temporary name and renamed into place once complete, so a
+    run killed mid-write (``kill -9``, a power cut, a full disk) leaves its temporary file. No
+    run ever reads one, but they take space, so each publish removes those not modified for
+    ``stale_after_s`` seconds: a file still being written by another run (two runs sharing a
+    luigid) is modified all the time and is left alone.
+    """
+    cutoff = (time.time() if now is None else now) - stale_after_s
+    removed = []
+    for path in temporary_files(work_dir, database):
+        try:
+            if path.lstat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # finished or removed by another run meanwhile
+            continue
+    return removed
 
 
 def table_summary(counts: dict[str, int], rejected: int, database: str | os.PathLike) -> str:

@@ -25,8 +25,11 @@ def format_event_time(ms: np.ndarray) -> pa.Array:
     days = day_index(ms)
     unique_days, codes = np.unique(days, return_inverse=True)
     dates = format_days(unique_days).to_pylist()
-    if any(len(d) != 10 for d in dates):
-        return pc.strftime(_as_timestamps(ms), format="%Y-%m-%d %H:%M:%S")
+    if any(len(d) != 10 for d in dates):  # years outside 1000-9999 (rare): per value
+        of_day = ms - days * MS_PER_DAY
+        return pa.array(
+            [f"{dates[c]} {t // MS_PER_HOUR:02d}:{t // 60_000 % 60:02d}:{t // 1000 % 60:02d}.{t % 1000:03d}"
+             for c, t in zip(codes.reshape(-1).tolist(), of_day.tolist())], pa.string())
     width = 23
     text = np.empty((len(ms), width), dtype=np.uint8)
     date_bytes = np.frombuffer("".join(dates).encode("ascii"), dtype=np.uint8).reshape(-1, 10)
@@ -57,14 +60,60 @@ def day_index(ms: np.ndarray) -> np.ndarray:
     return np.floor_divide(np.asarray(ms, dtype=np.int64), MS_PER_DAY)
 
 
+# Arrow's strftime is right for years 0001-9999 only: from year 32768 on (and far enough back)
+# it fails or writes garbage, and an 18-digit timestamp is ~31.7 million years from 1970.
+ARROW_FIRST_DAY = -719_162  # 0001-01-01
+ARROW_LAST_DAY = 2_932_896  # 9999-12-31
+
+
+def civil_date(day: int) -> str:
+    """``YYYY-MM-DD`` of a day index, any integer (proleptic Gregorian; Howard Hinnant's
+    ``civil_from_days``); years before 0 are written with a minus sign, years past 9999 in full."""
+    z = day + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    return f"{y:04d}-{m:02d}-{d:02d}" if y >= 0 else f"-{-y:04d}-{m:02d}-{d:02d}"
+
+
+def _format_by_day(days: np.ndarray, arrow_format, python_format) -> pa.Array:
+    """Arrow's strftime where it is right, Python's arithmetic for the (rare) days outside."""
+    days = np.asarray(days, dtype=np.int64)
+    outside = (days < ARROW_FIRST_DAY) | (days > ARROW_LAST_DAY)
+    if not outside.any():
+        return arrow_format(slice(None))
+    text = np.empty(len(days), dtype=object)
+    inside = np.flatnonzero(~outside)
+    if len(inside):
+        text[inside] = arrow_format(inside).to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(outside):
+        text[i] = python_format(int(i))
+    return pa.array(text, pa.string())
+
+
 def format_hours(hours: np.ndarray) -> pa.Array:
     """``YYYY-MM-DD HH:00:00`` for hour indexes."""
-    return pc.strftime(_as_timestamps(np.asarray(hours, dtype=np.int64) * MS_PER_HOUR), format="%Y-%m-%d %H:00:00")
+    hours = np.asarray(hours, dtype=np.int64)
+    return _format_by_day(
+        np.floor_divide(hours, 24),
+        lambda rows: pc.strftime(_as_timestamps(hours[rows] * MS_PER_HOUR), format="%Y-%m-%d %H:00:00"),
+        lambda row: f"{civil_date(int(hours[row]) // 24)} {int(hours[row]) % 24:02d}:00:00",
+    )
 
 
 def format_days(days: np.ndarray) -> pa.Array:
     """``YYYY-MM-DD`` for day indexes."""
-    return pc.strftime(_as_timestamps(np.asarray(days, dtype=np.int64) * MS_PER_DAY), format="%Y-%m-%d")
+    days = np.asarray(days, dtype=np.int64)
+    return _format_by_day(
+        days,
+        lambda rows: pc.strftime(_as_timestamps(days[rows] * MS_PER_DAY), format="%Y-%m-%d"),
+        lambda row: civil_date(int(days[row])),
+    )
 
 
 def format_repeated(index: np.ndarray, formatter) -> pa.Array:

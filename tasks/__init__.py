@@ -8,7 +8,7 @@ import sys
 
 import luigi
 
-from retail_pipeline.errors import InputError
+from retail_pipeline.errors import describe_failure
 
 from .config import retail
 from .inputs import InputFile
@@ -30,10 +30,11 @@ __all__ = [
 
 
 @luigi.Task.event_handler(luigi.Event.FAILURE)
-def _report_input_error(task, exception):
-    """Say what is wrong with the input in one line, after Luigi's traceback."""
-    if isinstance(exception, InputError):
-        print(f"ERROR: {exception}", file=sys.stderr, flush=True)
+def _report_failure(task, exception):
+    """Say what is wrong (an input, a full disk) in one line, after Luigi's traceback."""
+    message = describe_failure(exception, where=str(task))
+    if message is not None:
+        print(f"ERROR: {message}", file=sys.stderr, flush=True)
 
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)

@@ -1,16 +1,60 @@
-"""Loading and validating the three inputs."""
+"""Loading and validating the three inputs.
+
+Each load task has several outputs (tables, rejections, counts). They are all written under
+temporary names first and renamed into place at the end, replacing any left by an earlier
+attempt: a run killed between two renames leaves the task incomplete (not every output
+exists), and the next run redoes it and overwrites what is there (the same fingerprint, so the
+same content), where Luigi's ``temporary_path`` would refuse to replace an existing file.
+"""
 
 from __future__ import annotations
 
-from retail_pipeline import stages
+import os
+import random
+from typing import Callable
 
-from .base import Progress, RetailTask, save_json, save_table
+import luigi
+
+from retail_pipeline import stages, storage
+
+from .base import Progress, RetailTask
 from .config import retail
 from .inputs import input_files
 
 
 def _paths(externals) -> tuple[str, ...]:
     return tuple(task.path for task in externals)
+
+
+def write_outputs(outputs: list[tuple[luigi.LocalTarget, Callable[[str], None]]]) -> None:
+    """Write every ``(target, write)``: ``write(path)`` to a temporary path each, then rename all.
+
+    If anything fails, the temporary files written so far are removed and nothing is renamed.
+    """
+    written: list[tuple[str, str]] = []
+    try:
+        for target, write in outputs:
+            target.makedirs()
+            temporary = f"{target.path}-luigi-tmp-{random.randrange(10_000_000_000):010}"
+            written.append((temporary, target.path))
+            write(temporary)
+        for temporary, final in written:
+            os.replace(temporary, final)
+    except BaseException:
+        for temporary, _ in written:
+            try:
+                os.remove(temporary)
+            except FileNotFoundError:
+                pass
+        raise
+
+
+def _table(table):
+    return lambda path: storage.write_table(table, path)
+
+
+def _json(document):
+    return lambda path: storage.write_json(document, path)
 
 
 class LoadEvents(RetailTask):
@@ -31,10 +75,8 @@ class LoadEvents(RetailTask):
             _paths(self.requires()), retail().shards, progress=Progress(self, what="lines read")
         )
         out = self.output()
-        for target, table in zip(out["shards"], shards):
-            save_table(target, table)
-        save_table(out["rejected"], rejected)
-        save_json(out["stats"], stats)
+        write_outputs([*((target, _table(table)) for target, table in zip(out["shards"], shards)),
+                       (out["rejected"], _table(rejected)), (out["stats"], _json(stats))])
 
 
 class LoadItemProperties(RetailTask):
@@ -57,10 +99,8 @@ class LoadItemProperties(RetailTask):
         )
         self.set_status_message(f"writing {latest.num_rows:,} latest values")
         out = self.output()
-        save_table(out["latest"], latest)
-        save_table(out["snapshots"], snapshots)
-        save_table(out["rejected"], rejected)
-        save_json(out["stats"], stats)
+        write_outputs([(out["latest"], _table(latest)), (out["snapshots"], _table(snapshots)),
+                       (out["rejected"], _table(rejected)), (out["stats"], _json(stats))])
 
 
 class LoadCategoryTree(RetailTask):
@@ -79,6 +119,5 @@ class LoadCategoryTree(RetailTask):
     def run(self):
         tree, rejected, stats = stages.load_category_tree(_paths(self.requires()))
         out = self.output()
-        save_table(out["tree"], tree)
-        save_table(out["rejected"], rejected)
-        save_json(out["stats"], stats)
+        write_outputs([(out["tree"], _table(tree)), (out["rejected"], _table(rejected)),
+                       (out["stats"], _json(stats))])

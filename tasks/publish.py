@@ -9,7 +9,7 @@ import luigi
 
 from retail_pipeline import schema
 from retail_pipeline.sqlite_out import publish_database, read_build_info, table_counts, write_table
-from retail_pipeline.stages import table_summary
+from retail_pipeline.stages import remove_stale_temporaries, table_summary
 
 from retail_pipeline.sharding import row_ranges
 
@@ -120,6 +120,8 @@ class PublishDatabase(RetailTask):
         return PublishedDatabase(retail().database, self.fingerprint())
 
     def run(self):
+        for path in remove_stale_temporaries(retail().work_dir, retail().database):
+            print(f"Removed {path}, left by a run that did not finish", flush=True)
         self.step(0, 2, "assembling the database")
         parts = {name: [target.path for target in targets] for name, targets in self.input().items()}
         build_info = {

@@ -10,6 +10,11 @@ order); ``write_sqlite(tables, path)`` writes such tables into a SQLite file lai
 published database (``events`` is a view of the first five columns of ``events_enriched``).
 Fatal input problems (a missing, empty or ambiguous file, a wrong header, a category cycle) raise
 ``ReferenceInputError`` with a message that names the file or the categories.
+
+Two rules bound what hostile input can do: a line longer than 64 KiB is rejected (``line too
+long``), and the hour-by-hour tables cover only the events of the expected range of times
+(2000-01-01 to 2100-01-01 UTC); events outside it stay in ``events_enriched`` and are counted in
+``data_quality`` (``events_outside_expected_range``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ EVENT_TYPES = ("view", "addtocart", "transaction")
 SESSION_GAP_MS = 30 * 60 * 1000
 UTF8_BOM = b"\xef\xbb\xbf"
 INTEGER = re.compile(r"-?[0-9]{1,18}(\.0+)?")
+MAX_LINE_BYTES = 65_536  # a longer line (without its line end) is rejected as "line too long"
+RAW_PREFIX_BYTES = 1_024  # ...and rejected_rows.raw keeps its first 1,024 bytes
+EXPECTED_FIRST_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC: the expected range of event times
+EXPECTED_END_MS = 4_102_444_800_000  # 2100-01-01 00:00:00 UTC, excluded
 
 # Column names and SQLite types of every published table, in column order.
 SCHEMA: dict[str, dict[str, str]] = {
@@ -147,6 +156,9 @@ def find_item_property_files(data_dir: Path) -> list[Path]:
     )
     if not found:
         raise ReferenceInputError(f"item_properties*.csv: missing input file in {data_dir}")
+    for path in data_dir.iterdir():
+        if path.name.startswith("item_properties") and path.name.endswith((".csv", ".csv.gz")) and not path.is_file():
+            raise ReferenceInputError(f"{path.name}: not a regular file")
     names = [path.name for path in found]
     for name in names:
         if name.endswith(".csv") and name + ".gz" in names:
@@ -184,6 +196,10 @@ def read_table(path: Path, header: str, reject: list[dict]) -> list[tuple[int, l
     for index in range(1, len(lines)):
         line_number = index + 1
         raw = lines[index]
+        if len(raw) > MAX_LINE_BYTES:
+            reject.append(rejection(path, line_number, "line too long",
+                                    raw[:RAW_PREFIX_BYTES].decode("utf-8", "replace")))
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -464,7 +480,14 @@ def parse_int_or_none(value: str | None) -> int | None:
     return None if value is None else parse_int(value)
 
 
+def in_expected_range(timestamp_ms: int) -> bool:
+    return EXPECTED_FIRST_MS <= timestamp_ms < EXPECTED_END_MS
+
+
 def hourly_tables(enriched: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Every hour from the first to the last hour of the events inside the expected range
+    (events outside it are left out of both tables)."""
+    enriched = [event for event in enriched if in_expected_range(event["timestamp_ms"])]
     if not enriched:
         return [], []
     counts: dict[int, dict[str, int]] = {}
@@ -572,6 +595,9 @@ def build_reference(data_dir) -> dict[str, list[dict]]:
         {"check_name": "events_without_categoryid", "value": without_category,
          "detail": "rows of events_enriched whose categoryid is NULL"},
         {"check_name": "events_published", "value": len(enriched), "detail": "rows of events_enriched"},
+        {"check_name": "events_outside_expected_range",
+         "value": sum(1 for e in enriched if not in_expected_range(e["timestamp_ms"])),
+         "detail": "events before 2000-01-01 or from 2100-01-01 UTC on"},
     ]
     return {
         "events_enriched": enriched,
