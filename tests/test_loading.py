@@ -6,8 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from test_hostile_input import literal_reading
+
 from retail_pipeline.errors import InputError
-from retail_pipeline.lines import strip_line_end
+from retail_pipeline.lines import MAX_LINE_BYTES
 from retail_pipeline.load import load_file
 from retail_pipeline.records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES, parse_int, parse_line
 
@@ -167,27 +169,6 @@ LINE = st.one_of(
 ENDING = st.sampled_from(["\n", "\r\n"])
 
 
-def literal_reading(fmt, data: bytes):
-    """Expected result, straight from docs/decisions.md: split on \\n, drop one \\r, parse each line."""
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    rows, rejected = {}, {}
-    for number, raw in enumerate(lines[1:], start=2):
-        raw = strip_line_end(raw)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            rejected[number] = ("undecodable bytes", raw.decode("utf-8", "replace"))
-            continue
-        result = parse_line(fmt, text)
-        if isinstance(result, str):
-            rejected[number] = (result, text)
-        else:
-            rows[number] = result
-    return rows, rejected
-
-
 @pytest.mark.parametrize("fmt", [EVENTS, ITEM_PROPERTIES, CATEGORY_TREE], ids=lambda f: f.name)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.lists(st.tuples(LINE, ENDING), max_size=25), raw_bytes=st.booleans(), chunk=st.integers(16, 200))
@@ -198,7 +179,7 @@ def test_every_line_is_loaded_or_rejected_exactly_as_the_literal_rules_say(tmp_p
     path = tmp_path / "input.csv"
     path.write_bytes(data)
     loaded = load_file(fmt, path, chunk_bytes=chunk)
-    rows, rejected = literal_reading(fmt, data)
+    rows, rejected = literal_reading(data, fmt, MAX_LINE_BYTES, 1024)
     assert rows_by_line(loaded) == rows
     assert rejected_by_line(loaded) == rejected
     assert loaded.data_lines == len(rows) + len(rejected)
