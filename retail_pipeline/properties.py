@@ -38,7 +38,8 @@ def concat_in_input_order(tables: list[pa.Table]) -> pa.Table:
     """One table of all property files' rows, given in file-name order (dictionaries unified)."""
     if not tables:
         raise ValueError("no item property tables")
-    return pa.concat_tables([t.drop_columns(["line"]) for t in tables]).unify_dictionaries().combine_chunks()
+    # Left in chunks: combining would copy all 20 M rows while the parts are still alive.
+    return pa.concat_tables([t.drop_columns(["line"]) for t in tables]).unify_dictionaries()
 
 
 def _dictionary(column) -> pa.DictionaryArray:
