@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SAMPLE = REPO / "data" / "sample"
-REALDATA = REPO.parent / "shared" / "realdata"
+REALDATA = REPO / "tests" / "realdata"  # a copy of ../shared/realdata, so a checkout anywhere has it
 
 SPEC_TABLES = ("events_enriched", "item_properties", "category_tree", "event_type_counts", "hourly_trend",
                "sessions", "daily_funnel", "rejected_rows", "data_quality")

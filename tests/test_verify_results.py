@@ -20,7 +20,7 @@ from reference import build_reference, format_date, format_hour, format_time, pa
 
 REPO = Path(__file__).resolve().parent.parent
 VERIFY = REPO / "verify_results.py"
-REALDATA = REPO.parent / "shared" / "realdata"
+REALDATA = REPO / "tests" / "realdata"  # a copy of ../shared/realdata, so a checkout anywhere has it
 
 
 def load_verify_module():
