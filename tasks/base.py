@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import random
+from typing import Callable
 from pathlib import Path
 
 import luigi
 from luigi.task import flatten
+
+from retail_pipeline import storage
 
 from .config import retail
 
@@ -59,28 +64,51 @@ class RetailTask(luigi.Task):
         return luigi.LocalTarget(str(folder / f"{name}-{self.fingerprint()}.{suffix}"))
 
 
+def write_outputs(outputs: list[tuple[luigi.LocalTarget, Callable[[str], None]]]) -> None:
+    """Write every ``(target, write)``: ``write(path)`` to a temporary path each, then rename all.
+
+    If anything fails, the temporary files written so far are removed and nothing is renamed.
+    """
+    written: list[tuple[str, str]] = []
+    try:
+        for target, write in outputs:
+            target.makedirs()
+            temporary = f"{target.path}-luigi-tmp-{random.randrange(10_000_000_000):010}"
+            written.append((temporary, target.path))
+            write(temporary)
+        for temporary, final in written:
+            os.replace(temporary, final)
+    except BaseException:
+        for temporary, _ in written:
+            try:
+                os.remove(temporary)
+            except FileNotFoundError:
+                pass
+        raise
+
+
+def table_writer(table):
+    """A writer of ``table`` as Parquet, for :func:`write_outputs`."""
+    return lambda path: storage.write_table(table, path)
+
+
+def json_writer(document):
+    """A writer of ``document`` as JSON, for :func:`write_outputs`."""
+    return lambda path: storage.write_json(document, path)
+
+
 def save_table(target: luigi.LocalTarget, table) -> None:
     """Write a Parquet table through a temporary file renamed into place on success."""
-    from retail_pipeline import storage
-
-    target.makedirs()
-    with target.temporary_path() as temporary:
-        storage.write_table(table, temporary)
+    write_outputs([(target, table_writer(table))])
 
 
 def save_json(target: luigi.LocalTarget, document: dict) -> None:
-    from retail_pipeline import storage
-
-    target.makedirs()
-    with target.temporary_path() as temporary:
-        storage.write_json(document, temporary)
+    write_outputs([(target, json_writer(document))])
 
 
 def load_table(target, columns=None):
     """A Parquet target's table; for a list of targets (shards), their rows concatenated."""
     import pyarrow as pa
-
-    from retail_pipeline import storage
 
     if isinstance(target, (list, tuple)):
         return pa.concat_tables([storage.read_table(t.path, columns=columns) for t in target]).combine_chunks()
@@ -104,6 +132,4 @@ class Progress:
 
 
 def load_json(target: luigi.LocalTarget) -> dict:
-    from retail_pipeline import storage
-
     return storage.read_json(target.path)

@@ -9,52 +9,15 @@ same content), where Luigi's ``temporary_path`` would refuse to replace an exist
 
 from __future__ import annotations
 
-import os
-import random
-from typing import Callable
+from retail_pipeline import stages
 
-import luigi
-
-from retail_pipeline import stages, storage
-
-from .base import Progress, RetailTask
+from .base import Progress, RetailTask, json_writer, table_writer, write_outputs
 from .config import retail
 from .inputs import input_files
 
 
 def _paths(externals) -> tuple[str, ...]:
     return tuple(task.path for task in externals)
-
-
-def write_outputs(outputs: list[tuple[luigi.LocalTarget, Callable[[str], None]]]) -> None:
-    """Write every ``(target, write)``: ``write(path)`` to a temporary path each, then rename all.
-
-    If anything fails, the temporary files written so far are removed and nothing is renamed.
-    """
-    written: list[tuple[str, str]] = []
-    try:
-        for target, write in outputs:
-            target.makedirs()
-            temporary = f"{target.path}-luigi-tmp-{random.randrange(10_000_000_000):010}"
-            written.append((temporary, target.path))
-            write(temporary)
-        for temporary, final in written:
-            os.replace(temporary, final)
-    except BaseException:
-        for temporary, _ in written:
-            try:
-                os.remove(temporary)
-            except FileNotFoundError:
-                pass
-        raise
-
-
-def _table(table):
-    return lambda path: storage.write_table(table, path)
-
-
-def _json(document):
-    return lambda path: storage.write_json(document, path)
 
 
 class LoadEvents(RetailTask):
@@ -75,8 +38,8 @@ class LoadEvents(RetailTask):
             _paths(self.requires()), retail().shards, progress=Progress(self, what="lines read")
         )
         out = self.output()
-        write_outputs([*((target, _table(table)) for target, table in zip(out["shards"], shards)),
-                       (out["rejected"], _table(rejected)), (out["stats"], _json(stats))])
+        write_outputs([*((target, table_writer(table)) for target, table in zip(out["shards"], shards)),
+                       (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 
 class LoadItemProperties(RetailTask):
@@ -99,8 +62,8 @@ class LoadItemProperties(RetailTask):
         )
         self.set_status_message(f"writing {latest.num_rows:,} latest values")
         out = self.output()
-        write_outputs([(out["latest"], _table(latest)), (out["snapshots"], _table(snapshots)),
-                       (out["rejected"], _table(rejected)), (out["stats"], _json(stats))])
+        write_outputs([(out["latest"], table_writer(latest)), (out["snapshots"], table_writer(snapshots)),
+                       (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 
 class LoadCategoryTree(RetailTask):
@@ -119,5 +82,5 @@ class LoadCategoryTree(RetailTask):
     def run(self):
         tree, rejected, stats = stages.load_category_tree(_paths(self.requires()))
         out = self.output()
-        write_outputs([(out["tree"], _table(tree)), (out["rejected"], _table(rejected)),
-                       (out["stats"], _json(stats))])
+        write_outputs([(out["tree"], table_writer(tree)), (out["rejected"], table_writer(rejected)),
+                       (out["stats"], json_writer(stats))])

@@ -13,7 +13,7 @@ from retail_pipeline.stages import remove_stale_temporaries, table_summary
 
 from retail_pipeline.sharding import row_ranges
 
-from .base import Progress, RetailTask, code_version, load_table
+from .base import Progress, RetailTask, code_version, load_table, write_outputs
 from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, LoadItemProperties
@@ -74,10 +74,8 @@ class WriteTablePart(RetailTask):
     def run(self):
         self.set_status_message(f"reading {self.table} part {self.part + 1} of {part_count(self.table)}")
         table = self._rows()
-        self.output().makedirs()
-        with self.output().temporary_path() as temporary:
-            write_table(table, schema.TABLES[self.table], temporary,
-                        progress=Progress(self, total=table.num_rows, what=f"of {table.num_rows:,} rows written"))
+        progress = Progress(self, total=table.num_rows, what=f"of {table.num_rows:,} rows written")
+        write_outputs([(self.output(), lambda path: write_table(table, schema.TABLES[self.table], path, progress))])
         self.step(1, 1, f"{table.num_rows:,} rows written")
 
 
