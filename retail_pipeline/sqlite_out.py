@@ -18,24 +18,14 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import pandas as pd
+import adbc_driver_sqlite.dbapi as adbc_sqlite
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlite_utils
 
 from .schema import BUILD_INFO_TABLE, EVENTS_VIEW_SQL, TABLES, TableSchema
 
-BATCH_ROWS = 1_000_000  # rows converted at a time
+BATCH_ROWS = 1_000_000  # rows handed to SQLite at a time (and between progress reports)
 CACHE_SIZE = -2000  # SQLite's default page cache (2 MB): larger caches and in-memory sorting are slower here, their fresh memory costs more in page faults than it saves
-SAMPLE_ROWS = 100_000  # rows looked at to judge how repetitive a column is
-ROWS_PER_STATEMENT = 1024  # values per multi-row INSERT, over all columns
-
-
-# sqlite3 binds None through its adaptation protocol (a failed adapter lookup and two
-# attribute lookups per value, ~300 ns). A registered adapter makes it a dict hit and a
-# C-level call returning None: a third of the cost, for columns that are mostly NULL.
-sqlite3.register_adapter(type(None), {}.get)
 
 
 def _fast_connection(path: str | os.PathLike) -> sqlite3.Connection:
@@ -47,65 +37,14 @@ def _fast_connection(path: str | os.PathLike) -> sqlite3.Connection:
     return conn
 
 
-def _few_distinct(values: np.ndarray) -> bool:
-    """Whether a column repeats its values a lot, judged on a sample."""
-    sample = values[:SAMPLE_ROWS]
-    return len(pd.unique(sample)) < len(sample) // 4
-
-
-def python_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A column as an object array of the Python values sqlite3 binds (None for NULL).
-
-    Repeated values share one Python object (through a dictionary for text, through the
-    distinct values for integers), which makes the conversion, most of the cost of writing
-    SQLite from Python, much cheaper for columns like property names or hours.
-    """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        sample = column.slice(0, SAMPLE_ROWS)
-        if len(pc.unique(sample)) < len(sample) // 4:
-            column = pc.dictionary_encode(column)
-        else:
-            return np.array(column.to_pylist(), dtype=object)
-    if pa.types.is_dictionary(column.type):
-        distinct = np.array(column.dictionary.to_pylist() + [None], dtype=object)
-        return distinct[column.indices.fill_null(len(column.dictionary)).to_numpy()]
-    values = column.fill_null(0).to_numpy(zero_copy_only=False) if column.null_count else column.to_numpy()
-    if values.dtype.kind in "iu" and _few_distinct(values):
-        codes, distinct = pd.factorize(values)
-        out = distinct.astype(object)[codes]
-    else:
-        out = values.astype(object)
-    if column.null_count:
-        out[column.is_null().to_numpy(zero_copy_only=False)] = None
-    return out
-
-
-def insert_rows(
-    conn: sqlite3.Connection, name: str, columns: list[np.ndarray], progress: Callable[[int], None] | None = None
-) -> None:
-    """Insert object-array columns with multi-row INSERT statements (one transaction is the caller's)."""
-    width = len(columns)
-    n = len(columns[0]) if columns else 0
-    per_statement = max(1, ROWS_PER_STATEMENT // width)
-    for start in range(0, n, BATCH_ROWS):
-        stop = min(start + BATCH_ROWS, n)
-        grid = np.empty((stop - start, width), dtype=object)
-        for i, column in enumerate(columns):
-            grid[:, i] = column[start:stop]
-        flat = grid.ravel().tolist()
-        rows = stop - start
-        whole = rows - rows % per_statement
-        if whole:
-            sql = f"INSERT INTO [{name}] VALUES " + ",".join([f"({','.join('?' * width)})"] * per_statement)
-            step = per_statement * width
-            conn.executemany(sql, (flat[i: i + step] for i in range(0, whole * width, step)))
-        if whole < rows:
-            sql = f"INSERT INTO [{name}] VALUES ({','.join('?' * width)})"
-            conn.executemany(sql, (flat[i: i + width] for i in range(whole * width, rows * width, width)))
-        if progress is not None:
-            progress(stop)
+def _sqlite_ready(column: pa.ChunkedArray, declared: str) -> pa.ChunkedArray:
+    """A column in an Arrow type the ADBC driver binds as the declared SQLite type."""
+    kind = column.type
+    if declared == "INTEGER" and (pa.types.is_boolean(kind) or (pa.types.is_integer(kind) and kind != pa.int64())):
+        return column.cast(pa.int64())
+    if declared == "REAL" and pa.types.is_integer(kind):
+        return column.cast(pa.float64())
+    return column
 
 
 def write_table(
@@ -113,20 +52,35 @@ def write_table(
 ) -> int:
     """Write ``table`` as the only table of a new SQLite file at ``path``; return the row count.
 
-    The columns are taken by the schema's names, in its order. ``path`` must not exist (the
+    The columns are taken by the schema's names, in its order. Rows go in through the ADBC
+    SQLite driver, which binds Arrow arrays to a prepared INSERT in C: 3-4x faster than
+    Python's ``sqlite3`` with its one Python object per value. ``path`` must not exist (the
     caller passes a temporary path and renames it when this returns).
     """
     if os.path.exists(path):
         os.remove(path)
-    conn = _fast_connection(path)
-    try:
-        conn.execute(schema.create_sql())
-        columns = [python_values(table.column(name)) for name in schema.column_names]
-        conn.execute("BEGIN")
-        insert_rows(conn, schema.name, columns, progress)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    columns = [_sqlite_ready(table.column(name), declared) for name, declared in schema.columns]
+    rows = pa.Table.from_arrays(columns, names=list(schema.column_names))
+
+    def batches():
+        written = 0
+        for batch in rows.to_batches(max_chunksize=BATCH_ROWS):
+            yield batch
+            written += batch.num_rows
+            if progress is not None:
+                progress(written)
+
+    with adbc_sqlite.connect(os.fspath(path), autocommit=True) as conn:
+        cursor = conn.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=OFF")
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute(schema.create_sql())
+            if rows.num_rows:
+                cursor.adbc_ingest(schema.name, pa.RecordBatchReader.from_batches(rows.schema, batches()),
+                                   mode="append")
+        finally:
+            cursor.close()
     return table.num_rows
 
 
