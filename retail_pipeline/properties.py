@@ -38,8 +38,9 @@ def concat_in_input_order(tables: list[pa.Table]) -> pa.Table:
     """One table of all property files' rows, given in file-name order (dictionaries unified)."""
     if not tables:
         raise ValueError("no item property tables")
-    # Left in chunks: combining would copy all 20 M rows while the parts are still alive.
-    return pa.concat_tables([t.drop_columns(["line"]) for t in tables]).unify_dictionaries()
+    # Left in chunks: combining would copy all the rows while the parts are still alive.
+    tables = [t.drop_columns(["line"]) if "line" in t.column_names else t for t in tables]
+    return pa.concat_tables(tables).unify_dictionaries()
 
 
 def _dictionary(column) -> pa.DictionaryArray:
@@ -98,6 +99,11 @@ def value_as_int(values) -> pa.Array:
     digits = pc.replace_substring_regex(distinct, r"\.0+$", "")
     numbers = pc.cast(pc.if_else(is_int, digits, pa.scalar(None, pa.string())), pa.int64())
     return numbers.take(encoded.indices)
+
+
+def point_in_time_rows(rows: pa.Table, properties=POINT_IN_TIME_PROPERTIES) -> pa.Table:
+    """The rows of ``properties`` (all columns, in input order): what the snapshots are made of."""
+    return rows.filter(pc.is_in(rows.column("property"), value_set=pa.array(list(properties), pa.string())))
 
 
 def point_in_time_snapshots(rows: pa.Table, properties=POINT_IN_TIME_PROPERTIES) -> pa.Table:

@@ -31,7 +31,7 @@ class TableSchema:
 
     def index_sql(self) -> list[str]:
         return [
-            f"CREATE INDEX [idx_{self.name}_{'_'.join(cols)}] ON [{self.name}] ({', '.join(f'[{c}]' for c in cols)})"
+            f"CREATE INDEX IF NOT EXISTS [idx_{self.name}_{'_'.join(cols)}] ON [{self.name}] ({', '.join(f'[{c}]' for c in cols)})"
             for cols in self.indexes
         ]
 

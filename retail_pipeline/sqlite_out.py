@@ -16,7 +16,8 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Callable
+import itertools
+from typing import Callable, Iterable
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 import pyarrow as pa
@@ -48,40 +49,67 @@ def _sqlite_ready(column: pa.ChunkedArray, declared: str) -> pa.ChunkedArray:
 
 
 def write_table(
-    table: pa.Table, schema: TableSchema, path: str | os.PathLike, progress: Callable[[int], None] | None = None
+    tables: pa.Table | Iterable[pa.Table],
+    schema: TableSchema,
+    path: str | os.PathLike,
+    progress: Callable[[int], None] | None = None,
+    *,
+    with_indexes: bool = False,
 ) -> int:
-    """Write ``table`` as the only table of a new SQLite file at ``path``; return the row count.
+    """Write the rows of ``tables`` (one table, or several written one after the other) as the
+    only table of a new SQLite file at ``path``; return the row count.
 
     The columns are taken by the schema's names, in its order. Rows go in through the ADBC
     SQLite driver, which binds Arrow arrays to a prepared INSERT in C: 3-4x faster than
-    Python's ``sqlite3`` with its one Python object per value. ``path`` must not exist (the
-    caller passes a temporary path and renames it when this returns).
+    Python's ``sqlite3`` with its one Python object per value. An iterable is consumed
+    lazily, so a generator that reads one shard at a time keeps one shard in memory.
+    ``with_indexes`` also builds the schema's indexes, which publishing then keeps (it
+    creates only missing ones). ``path`` must not exist (the caller passes a temporary path
+    and renames it when this returns).
     """
     if os.path.exists(path):
         os.remove(path)
-    columns = [_sqlite_ready(table.column(name), declared) for name, declared in schema.columns]
-    rows = pa.Table.from_arrays(columns, names=list(schema.column_names))
+    if isinstance(tables, pa.Table):
+        tables = [tables]
+    arrow_schema = None
+    written = 0
 
     def batches():
-        written = 0
-        for batch in rows.to_batches(max_chunksize=BATCH_ROWS):
-            yield batch
-            written += batch.num_rows
-            if progress is not None:
-                progress(written)
+        nonlocal written
+        for table in tables:
+            columns = [_sqlite_ready(table.column(name), declared) for name, declared in schema.columns]
+            rows = pa.Table.from_arrays(columns, schema=arrow_schema)
+            for batch in rows.to_batches(max_chunksize=BATCH_ROWS):
+                yield batch
+                written += batch.num_rows
+                if progress is not None:
+                    progress(written)
 
+    tables = iter(tables)
+    first = next(tables, None)
+    if first is not None:
+        columns = [_sqlite_ready(first.column(name), declared) for name, declared in schema.columns]
+        arrow_schema = pa.Table.from_arrays(columns, names=list(schema.column_names)).schema
+        tables = itertools.chain([first], tables)
     with adbc_sqlite.connect(os.fspath(path), autocommit=True) as conn:
         cursor = conn.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=OFF")
             cursor.execute("PRAGMA synchronous=OFF")
             cursor.execute(schema.create_sql())
-            if rows.num_rows:
-                cursor.adbc_ingest(schema.name, pa.RecordBatchReader.from_batches(rows.schema, batches()),
+            if first is not None:
+                cursor.adbc_ingest(schema.name, pa.RecordBatchReader.from_batches(arrow_schema, batches()),
                                    mode="append")
         finally:
             cursor.close()
-    return table.num_rows
+    if with_indexes and schema.indexes:
+        conn = _fast_connection(path)
+        try:
+            for sql in schema.index_sql():
+                conn.execute(sql)
+        finally:
+            conn.close()
+    return written
 
 
 def _fsync(path: Path) -> None:
@@ -97,12 +125,14 @@ def publish_database(
     database: str | os.PathLike,
     build_info: dict,
     progress: Callable[[str], None] | None = None,
+    base: str | None = None,
 ) -> None:
     """Assemble the part files into ``database``, replacing it atomically.
 
     ``parts`` maps every table of ``schema.TABLES`` to the SQLite files holding its rows, in
-    row order. The first part of the largest table is copied as the base file; every other
-    part is appended with ``INSERT … SELECT``.
+    row order. The first part of table ``base`` (by default the largest part file) is copied as
+    the base file, with any indexes built in it; every other part is appended with
+    ``INSERT … SELECT``, and missing indexes are built.
     """
     missing = set(TABLES) - set(parts)
     if missing:
@@ -111,7 +141,7 @@ def publish_database(
     database = Path(database)
     database.parent.mkdir(parents=True, exist_ok=True)
     temporary = database.with_name(f".{database.name}.building-{os.getpid()}")
-    base_table = max(parts, key=lambda name: sum(os.path.getsize(p) for p in parts[name]))
+    base_table = base or max(parts, key=lambda name: (os.path.getsize(parts[name][0]), name))
     say(f"copying the first part of {base_table}")
     try:
         shutil.copyfile(parts[base_table][0], temporary)

@@ -18,15 +18,14 @@ from .events import drop_duplicate_events
 from .inputs import duplicate_inputs
 from .lines import read_header_and_chunks, strip_line_end
 from .load import REJECTED_SCHEMA, load_file
-from .properties import concat_in_input_order, latest_item_properties, point_in_time_snapshots
+from .properties import concat_in_input_order, latest_item_properties, point_in_time_rows, point_in_time_snapshots
 from .quality import data_quality, in_expected_range
 from .records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES
 from .sharding import shard_of
 
 
 def _one_input(paths: tuple[str, ...]) -> str:
-    for first, second in duplicate_inputs(tuple(paths)):
-        raise InputError(f"{second}: the same input is also given as {first}; keep only one of them")
+    check_distinct_inputs(paths)
     (path,) = paths
     return path
 
@@ -46,19 +45,35 @@ def load_events(paths: tuple[str, ...], shards: int = 1, progress=None) -> tuple
     return parts, loaded.rejected, stats
 
 
-def load_item_properties(paths: tuple[str, ...], progress=None) -> tuple[pa.Table, pa.Table, pa.Table, dict]:
-    """The latest-value table, the point-in-time snapshots, rejections and counts."""
+def check_distinct_inputs(paths: tuple[str, ...]) -> None:
+    """Stop the run when one input is given twice (as ``.csv`` and as ``.csv.gz``)."""
     for first, second in duplicate_inputs(tuple(paths)):
         raise InputError(f"{second}: the same input is also given as {first}; keep only one of them")
-    loaded = [load_file(ITEM_PROPERTIES, path, progress=progress) for path in paths]
-    rows = concat_in_input_order([f.rows for f in loaded])
-    stats = {
-        "files": {f.source_file: {"data_lines": f.data_lines, "rejected": f.rejected.num_rows} for f in loaded},
-    }
-    rejected = pa.concat_tables([f.rejected for f in loaded])
-    del loaded  # the per-file rows, now copied into ``rows``: ~1 GB at full scale
-    snapshots = point_in_time_snapshots(rows)
-    return latest_item_properties(rows), snapshots, rejected, stats
+
+
+def load_item_property_file(path: str, progress=None) -> tuple[pa.Table, pa.Table, pa.Table, dict]:
+    """One property file, reduced: its latest value per (itemid, property), its rows of the
+    point-in-time properties (in line order), its rejections and counts.
+
+    Reducing each file on its own lets the files be read side by side; the latest over all
+    files is the latest over each file's latest (:func:`merge_item_properties`).
+    """
+    loaded = load_file(ITEM_PROPERTIES, path, progress=progress)
+    rows = loaded.rows.drop_columns(["line"])
+    stats = {"files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}}}
+    return latest_item_properties(rows), point_in_time_rows(rows), loaded.rejected, stats
+
+
+def merge_item_properties(latest_per_file: list[pa.Table]) -> pa.Table:
+    """``item_properties`` from the files' own latest values, given in file-name order."""
+    renamed = [t.rename_columns(["timestamp" if c == "timestamp_ms" else c for c in t.column_names])
+               for t in latest_per_file]
+    return latest_item_properties(concat_in_input_order(renamed))
+
+
+def item_property_snapshots(point_in_time_per_file: list[pa.Table]) -> pa.Table:
+    """The point-in-time snapshots from the files' rows of those properties, in file-name order."""
+    return point_in_time_snapshots(concat_in_input_order(point_in_time_per_file))
 
 
 def load_category_tree(paths: tuple[str, ...]) -> tuple[pa.Table, pa.Table, dict]:

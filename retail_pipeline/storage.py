@@ -28,3 +28,8 @@ def write_json(document: dict, path: str | os.PathLike) -> None:
 def read_json(path: str | os.PathLike) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def row_count(path: str | os.PathLike) -> int:
+    """The number of rows of a Parquet file, from its footer."""
+    return pq.ParquetFile(os.fspath(path)).metadata.num_rows

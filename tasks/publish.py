@@ -7,7 +7,7 @@ import os
 
 import luigi
 
-from retail_pipeline import schema
+from retail_pipeline import schema, storage
 from retail_pipeline.sqlite_out import publish_database, read_build_info, table_counts, write_table
 from retail_pipeline.stages import remove_stale_temporaries, table_summary
 
@@ -17,7 +17,7 @@ from .base import Progress, RetailTask, code_version, load_table, write_outputs
 from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, LoadItemProperties
-from .transform import DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
+from .transform import DailyFunnel, DataQuality, EnrichEvents, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
 from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 
 
@@ -43,10 +43,15 @@ def _source(table: str):
 def part_count(table: str) -> int:
     """How many SQLite part files a table is written as (written side by side with --workers).
 
-    events_enriched has one part per visitor shard; item_properties, the biggest table, is
-    cut into as many consecutive key ranges; the others are one part each.
+    item_properties, the biggest table, is cut into ``shards`` consecutive key ranges; the
+    others are one part each.
     """
-    return retail().shards if table in ("events_enriched", "item_properties") else 1
+    return retail().shards if table == "item_properties" else 1
+
+
+# The table whose part file becomes the database file: it is copied whole, indexes included,
+# so its indexes are built in its own task (beside other work) and its rows are never re-inserted.
+BASE_TABLE = "events_enriched"
 
 
 class WriteTablePart(RetailTask):
@@ -56,27 +61,32 @@ class WriteTablePart(RetailTask):
     part = luigi.IntParameter(default=0)
 
     def requires(self):
-        if self.table == "events_enriched":
-            return EnrichEventsShard(shard=self.part)
         return _source(self.table)[0]
 
     def output(self):
         return self.work_target(f"{self.table}-{self.part}", "sqlite")
 
     def _rows(self):
+        """The part's rows: a table, or for events_enriched one table per shard, read lazily."""
         key = _source(self.table)[1]
-        table = load_table(self.input()[key] if key else self.input())
+        source = self.input()[key] if key else self.input()
+        if isinstance(source, list):
+            return [storage.row_count(target.path) for target in source], (load_table(t) for t in source)
+        table = load_table(source)
         if self.table == "item_properties":
             start, stop = row_ranges(table.num_rows, part_count(self.table))[self.part]
             table = table.slice(start, stop - start)
-        return table
+        return [table.num_rows], [table]
 
     def run(self):
         self.set_status_message(f"reading {self.table} part {self.part + 1} of {part_count(self.table)}")
-        table = self._rows()
-        progress = Progress(self, total=table.num_rows, what=f"of {table.num_rows:,} rows written")
-        write_outputs([(self.output(), lambda path: write_table(table, schema.TABLES[self.table], path, progress))])
-        self.step(1, 1, f"{table.num_rows:,} rows written")
+        counts, tables = self._rows()
+        total = sum(counts)
+        progress = Progress(self, total=total, what=f"of {total:,} rows written")
+        indexed = self.table == BASE_TABLE
+        write_outputs([(self.output(), lambda path: write_table(
+            tables, schema.TABLES[self.table], path, progress, with_indexes=indexed))])
+        self.step(1, 1, f"{total:,} rows written" + (" and indexed" if indexed else ""))
 
 
 class PublishedDatabase(luigi.Target):
@@ -128,7 +138,7 @@ class PublishDatabase(RetailTask):
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "input_files": _input_files(self),
         }
-        publish_database(parts, retail().database, build_info, progress=self.set_status_message)
+        publish_database(parts, retail().database, build_info, progress=self.set_status_message, base=BASE_TABLE)
         self.step(1, 2, "published; counting rows")
         counts = table_counts(retail().database)
         print(table_summary(counts, counts["rejected_rows"], retail().database), flush=True)

@@ -10,7 +10,7 @@ from retail_pipeline.enrich import enrich_events
 
 from .base import RetailTask, load_json, load_table, save_table
 from .config import retail
-from .load import LoadCategoryTree, LoadEvents, LoadItemProperties
+from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, PropertySnapshots
 
 
 class EnrichEventsShard(RetailTask):
@@ -20,7 +20,7 @@ class EnrichEventsShard(RetailTask):
     shard = luigi.IntParameter()
 
     def requires(self):
-        return {"events": LoadEvents(), "properties": LoadItemProperties(), "categories": LoadCategoryTree()}
+        return {"events": LoadEvents(), "snapshots": PropertySnapshots(), "categories": LoadCategoryTree()}
 
     def output(self):
         return self.work_target(f"events_enriched-{self.shard}", "parquet")
@@ -30,7 +30,7 @@ class EnrichEventsShard(RetailTask):
         shard = f"shard {self.shard + 1} of {retail().shards}"
         self.step(0, 3, f"{shard}: reading events and snapshots")
         events = load_table(inputs["events"]["shards"][self.shard])
-        snapshots = load_table(inputs["properties"]["snapshots"])
+        snapshots = load_table(inputs["snapshots"])
         self.step(1, 3, f"{shard}: enriching {events.num_rows:,} events")
         enriched = enrich_events(events, snapshots, load_table(inputs["categories"]["tree"]))
         self.step(2, 3, f"{shard}: writing {enriched.num_rows:,} enriched events")
