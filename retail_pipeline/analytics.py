@@ -77,6 +77,20 @@ def unique(values: np.ndarray) -> np.ndarray:
     return pd.unique(np.asarray(values, dtype=np.int64))
 
 
+def last_row_per_group(groups: np.ndarray, size: int, time: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """For each group code 0..size-1 (each must occur), the row with the largest (time, line).
+
+    ``line`` is unique per row. Two hashed group-by maxima instead of a three-key sort.
+    """
+    latest = pd.Series(time).groupby(groups).max().to_numpy()
+    at_latest = np.flatnonzero(time == latest[groups])
+    last_line = pd.Series(line[at_latest]).groupby(groups[at_latest]).max().to_numpy()
+    chosen = at_latest[line[at_latest] == last_line[groups[at_latest]]]
+    rows = np.empty(size, dtype=np.int64)
+    rows[groups[chosen]] = chosen
+    return rows
+
+
 def _rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:
     """numerator / denominator, NULL where the denominator is 0."""
     zero = np.asarray(denominator) == 0
@@ -174,8 +188,7 @@ def item_stats(enriched: pa.Table) -> pa.Table:
     is_buy = codes == TRANSACTION
     purchased_views = _count(item, n, weights=purchased)
     if n:
-        last = np.lexsort((enriched.column("source_line").to_numpy(), time, item))
-        last_rows = last[np.flatnonzero(np.append(item[last][1:] != item[last][:-1], True))]
+        last_rows = last_row_per_group(item, n, time, enriched.column("source_line").to_numpy())
         first_time = pd.Series(time).groupby(item).min().to_numpy()
     else:
         last_rows, first_time = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Splitting events into independent shards by visitor.
+"""Splitting work into independent parts: events by visitor, item properties by item range.
 
 Every per-visitor column (previous event, gap, session, view_to_purchase) depends only on
 that visitor's events, so shards keyed on a hash of ``visitorid`` can be enriched side by side
@@ -30,7 +30,24 @@ def shard_of(visitorid: np.ndarray, shards: int) -> np.ndarray:
     return (mix64(visitorid) % np.uint64(shards)).astype(np.int64)
 
 
-def row_ranges(rows: int, parts: int) -> list[tuple[int, int]]:
-    """Split ``rows`` consecutive rows into ``parts`` near-equal (start, stop) ranges."""
-    bounds = [rows * k // parts for k in range(parts + 1)]
+
+
+def range_boundaries(sample: np.ndarray, parts: int) -> list[int]:
+    """``parts - 1`` increasing cut points that split values like ``sample`` into near-equal parts.
+
+    Any cut points give correct results (each part is a range of values, the parts in order);
+    a representative sample only balances them.
+    """
+    if parts < 1:
+        raise ValueError(f"parts must be at least 1, got {parts}")
+    sample = np.sort(np.asarray(sample, dtype=np.int64))
+    if len(sample) == 0:
+        return [0] * (parts - 1)
+    return [int(sample[len(sample) * k // parts]) for k in range(1, parts)]
+
+
+def range_slices(sorted_values: np.ndarray, boundaries: list[int]) -> list[tuple[int, int]]:
+    """(start, stop) of each part in ``sorted_values``: part k holds boundaries[k-1] <= v < boundaries[k]."""
+    cuts = np.searchsorted(np.asarray(sorted_values), np.asarray(boundaries, dtype=np.int64), side="left")
+    bounds = [0, *(int(c) for c in cuts), len(sorted_values)]
     return list(zip(bounds[:-1], bounds[1:]))

@@ -12,7 +12,7 @@ from retail_pipeline.errors import describe_failure
 
 from .config import retail
 from .inputs import InputFile
-from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
+from .load import ItemRanges, LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
 from .publish import PublishDatabase, RunAll, WriteTablePart
 from .transform import (DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend,
                         RejectedRows, Sessions)
@@ -22,7 +22,7 @@ from . import summary
 summary.install()
 
 __all__ = [
-    "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
+    "retail", "InputFile", "LoadEvents", "ItemRanges", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
     "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents",
     "EventTypeCounts", "HourlyTrend", "Sessions", "DailyFunnel", "RejectedRows", "DataQuality",
     "WriteTablePart", "PublishDatabase", "RunAll",

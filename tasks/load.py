@@ -46,63 +46,78 @@ class LoadEvents(RetailTask):
                        (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 
+class ItemRanges(RetailTask):
+    """The itemid ranges item_properties is cut into (``[retail] shards`` of them), chosen from
+    the first lines of each property file so the ranges hold similar numbers of rows."""
+
+    def requires(self):
+        return input_files("item_properties")
+
+    def output(self):
+        return self.work_target("boundaries", "json")
+
+    def run(self):
+        paths = _paths(self.requires())
+        stages.check_distinct_inputs(paths)
+        boundaries = stages.item_range_boundaries(paths, retail().shards)
+        write_outputs([(self.output(), json_writer({"boundaries": boundaries}))])
+
+
 class LoadItemPropertyFile(RetailTask):
-    """One item_properties*.csv → its latest value per (item, property), its rows of the
-    point-in-time properties, rejected lines, line counts. The files are read side by side."""
+    """One item_properties*.csv → its latest value per (item, property) in each item range, its
+    rows of the point-in-time properties, rejected lines, line counts. Files load side by side."""
 
     path = luigi.Parameter()
 
     def requires(self):
-        return InputFile(path=self.path)
+        return {"file": InputFile(path=self.path), "ranges": ItemRanges()}
 
     def output(self):
         name = os.path.basename(self.path)
-        return {key: self.work_target(f"{name}-{key}", suffix) for key, suffix in
-                (("latest", "parquet"), ("point_in_time", "parquet"), ("rejected", "parquet"), ("stats", "json"))}
+        return {
+            "latest": [self.work_target(f"{name}-latest-{k}", "parquet") for k in range(retail().shards)],
+            "point_in_time": self.work_target(f"{name}-point_in_time", "parquet"),
+            "rejected": self.work_target(f"{name}-rejected", "parquet"),
+            "stats": self.work_target(f"{name}-stats", "json"),
+        }
 
     def run(self):
-        stages.check_distinct_inputs(_paths(input_files("item_properties")))
+        boundaries = load_json(self.input()["ranges"])["boundaries"]
         latest, point_in_time, rejected, stats = stages.load_item_property_file(
-            self.path, progress=Progress(self, what="lines read"))
+            self.path, boundaries, progress=Progress(self, what="lines read"))
         out = self.output()
-        write_outputs([(out["latest"], table_writer(latest)), (out["point_in_time"], table_writer(point_in_time)),
+        write_outputs([*((target, table_writer(part)) for target, part in zip(out["latest"], latest)),
+                       (out["point_in_time"], table_writer(point_in_time)),
                        (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 
-def _property_files():
+def property_files():
     return [LoadItemPropertyFile(path=task.path) for task in input_files("item_properties")]
 
 
 class LoadItemProperties(RetailTask):
-    """All item_properties*.csv → the latest value per (item, property); rejected lines; line counts."""
+    """All item_properties*.csv: their rejected lines and line counts (the latest values stay
+    in the files' item-range parts, merged as item_properties is written)."""
 
     def requires(self):
-        return _property_files()
+        return property_files()
 
     def output(self):
-        return {
-            "latest": self.work_target("latest", "parquet"),
-            "rejected": self.work_target("rejected", "parquet"),
-            "stats": self.work_target("stats", "json"),
-        }
+        return {"rejected": self.work_target("rejected", "parquet"), "stats": self.work_target("stats", "json")}
 
     def run(self):
         parts = self.input()
-        self.set_status_message(f"merging the latest values of {len(parts)} files")
-        latest = stages.merge_item_properties([load_table(part["latest"]) for part in parts])
         rejected = stages.rejected_rows([load_table(part["rejected"]) for part in parts])
         stats = {"files": {name: counts for part in parts for name, counts in load_json(part["stats"])["files"].items()}}
-        self.set_status_message(f"writing {latest.num_rows:,} latest values")
         out = self.output()
-        write_outputs([(out["latest"], table_writer(latest)), (out["rejected"], table_writer(rejected)),
-                       (out["stats"], json_writer(stats))])
+        write_outputs([(out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 
 class PropertySnapshots(RetailTask):
     """The snapshots of categoryid and available behind the point-in-time attributes of events."""
 
     def requires(self):
-        return _property_files()
+        return property_files()
 
     def output(self):
         return self.work_target("snapshots", "parquet")

@@ -9,23 +9,21 @@ import luigi
 
 from retail_pipeline import schema, storage
 from retail_pipeline.sqlite_out import publish_database, read_build_info, table_counts, write_table
-from retail_pipeline.stages import remove_stale_temporaries, table_summary
-
-from retail_pipeline.sharding import row_ranges
+from retail_pipeline.stages import merge_item_properties, remove_stale_temporaries, table_summary
 
 from .base import Progress, RetailTask, code_version, load_table, write_outputs
 from .config import retail
 from .inputs import InputFile
-from .load import LoadCategoryTree, LoadItemProperties
+from .load import LoadCategoryTree, property_files
 from .transform import DailyFunnel, DataQuality, EnrichEvents, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
 from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 
 
 def _source(table: str):
-    """The task (and output key, if it has several) that produces each published table."""
+    """The task (and output key, if it has several) that produces each published table
+    (item_properties, merged from the property files' parts, excepted)."""
     return {
         "events_enriched": (EnrichEvents(), None),
-        "item_properties": (LoadItemProperties(), "latest"),
         "category_tree": (LoadCategoryTree(), "tree"),
         "event_type_counts": (EventTypeCounts(), None),
         "hourly_trend": (HourlyTrend(), None),
@@ -43,8 +41,8 @@ def _source(table: str):
 def part_count(table: str) -> int:
     """How many SQLite part files a table is written as (written side by side with --workers).
 
-    item_properties, the biggest table, is cut into ``shards`` consecutive key ranges; the
-    others are one part each.
+    item_properties, the biggest table, is cut into ``shards`` item ranges (each merged from
+    the property files' latest values for that range); the others are one part each.
     """
     return retail().shards if table == "item_properties" else 1
 
@@ -61,6 +59,8 @@ class WriteTablePart(RetailTask):
     part = luigi.IntParameter(default=0)
 
     def requires(self):
+        if self.table == "item_properties":
+            return property_files()
         return _source(self.table)[0]
 
     def output(self):
@@ -68,14 +68,14 @@ class WriteTablePart(RetailTask):
 
     def _rows(self):
         """The part's rows: a table, or for events_enriched one table per shard, read lazily."""
+        if self.table == "item_properties":
+            table = merge_item_properties([load_table(f["latest"][self.part]) for f in self.input()])
+            return [table.num_rows], [table]
         key = _source(self.table)[1]
         source = self.input()[key] if key else self.input()
         if isinstance(source, list):
             return [storage.row_count(target.path) for target in source], (load_table(t) for t in source)
         table = load_table(source)
-        if self.table == "item_properties":
-            start, stop = row_ranges(table.num_rows, part_count(self.table))[self.part]
-            table = table.slice(start, stop - start)
         return [table.num_rows], [table]
 
     def run(self):

@@ -190,7 +190,7 @@ SMALL = {
 }
 
 
-LOADS = [("LoadEvents", "stats-*.json"), ("LoadItemProperties", "latest-*.parquet"),
+LOADS = [("LoadEvents", "stats-*.json"), ("LoadItemProperties", "stats-*.json"),
          ("LoadCategoryTree", "tree-*.parquet")]
 
 
