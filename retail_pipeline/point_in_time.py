@@ -14,6 +14,42 @@ def snapshot_in_effect(
     In effect: the latest snapshot of the item with time <= the event's time; if every
     snapshot is later, the earliest one. Snapshots must be unique per (item, time) (the
     caller resolves same-time ties).
+
+    One binary search per event over the snapshots sorted by an (item, time) key packed into
+    an int64; when the packed key would overflow (times spread over millennia), an as-of join.
+    """
+    event_item, event_time = np.asarray(event_item, np.int64), np.asarray(event_time, np.int64)
+    snap_item, snap_time = np.asarray(snap_item, np.int64), np.asarray(snap_time, np.int64)
+    if len(snap_item) == 0 or len(event_item) == 0:
+        return np.full(len(event_item), -1, dtype=np.int64)
+    items = np.unique(snap_item)
+    low = min(int(event_time.min()), int(snap_time.min()))
+    span = max(int(event_time.max()), int(snap_time.max())) - low + 1
+    if span * len(items) >= 1 << 62:
+        return _snapshot_in_effect_asof(event_item, event_time, snap_item, snap_time)
+    snap_code = np.searchsorted(items, snap_item)
+    snap_key = snap_code * span + (snap_time - low)
+    order = np.argsort(snap_key, kind="stable")
+    snap_key = snap_key[order]
+    first_of_item = np.searchsorted(snap_key, np.arange(len(items), dtype=np.int64) * span)
+    where = np.minimum(np.searchsorted(items, event_item), len(items) - 1)
+    known = items[where] == event_item
+    code = where[known]
+    latest = np.searchsorted(snap_key, code * span + (event_time[known] - low), side="right") - 1
+    # before the item's first snapshot, ``latest`` points into the previous item: take its first
+    result = np.full(len(event_item), -1, dtype=np.int64)
+    result[known] = order[np.maximum(latest, first_of_item[code])]
+    return result
+
+
+def _snapshot_in_effect_asof(
+    event_item: np.ndarray, event_time: np.ndarray, snap_item: np.ndarray, snap_time: np.ndarray
+) -> np.ndarray:
+    """For each event, the index of the snapshot in effect, or -1 if the item has none.
+
+    In effect: the latest snapshot of the item with time <= the event's time; if every
+    snapshot is later, the earliest one. Snapshots must be unique per (item, time) (the
+    caller resolves same-time ties).
     """
     result = np.full(len(event_item), -1, dtype=np.int64)
     if len(snap_item) == 0 or len(event_item) == 0:

@@ -112,21 +112,26 @@ def point_in_time_snapshots(rows: pa.Table, properties=POINT_IN_TIME_PROPERTIES)
 
     Sorted by (property, itemid, timestamp_ms).
     """
-    wanted = pc.is_in(rows.column("property"), value_set=pa.array(list(properties), pa.string()))
-    subset = rows.filter(wanted)
-    names = pc.cast(_dictionary(subset.column("property")), pa.string())
-    frame = pd.DataFrame(
-        {
-            "itemid": subset.column("itemid").to_numpy(),
-            "property": names.to_numpy(zero_copy_only=False),
-            "timestamp_ms": subset.column("timestamp").to_numpy(),
-        }
-    )
-    keep = ~frame.duplicated(["itemid", "property", "timestamp_ms"], keep="last").to_numpy()
-    subset = subset.filter(pa.array(keep))
-    table = pa.Table.from_arrays(
-        [subset.column("itemid"), names.filter(pa.array(keep)), subset.column("timestamp"),
-         value_as_int(subset.column("value"))],
+    subset = point_in_time_rows(rows, properties)
+    if subset.num_rows == 0:
+        return SNAPSHOT_SCHEMA.empty_table()
+    encoded = _dictionary(subset.column("property"))
+    names = sorted(set(encoded.dictionary.to_pylist()))
+    # each row's property as its rank among the names, so sorting codes sorts names
+    rank = np.array([names.index(name) for name in encoded.dictionary.to_pylist()], dtype=np.int64)
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    itemid = subset.column("itemid").to_numpy()
+    timestamp = subset.column("timestamp").to_numpy()
+    order = np.lexsort((np.arange(len(codes)), timestamp, itemid, codes))
+    # in (property, itemid, timestamp, input order) order: keep the last row of each triple
+    last = np.ones(len(order), dtype=bool)
+    same = (codes[order][1:] == codes[order][:-1]) & (itemid[order][1:] == itemid[order][:-1]) \
+        & (timestamp[order][1:] == timestamp[order][:-1])
+    last[:-1] = ~same
+    chosen = pa.array(order[last])
+    picked = subset.take(chosen)
+    return pa.Table.from_arrays(
+        [picked.column("itemid"), pc.cast(_dictionary(picked.column("property")), pa.string()),
+         picked.column("timestamp"), value_as_int(picked.column("value"))],
         schema=SNAPSHOT_SCHEMA,
     )
-    return table.sort_by([("property", "ascending"), ("itemid", "ascending"), ("timestamp_ms", "ascending")])

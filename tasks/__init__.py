@@ -5,6 +5,7 @@ function of the ``retail_pipeline`` library.
 """
 
 import sys
+import time
 
 import luigi
 
@@ -36,6 +37,12 @@ def _report_failure(task, exception):
     message = describe_failure(exception, where=str(task))
     if message is not None:
         print(f"ERROR: {message}", file=sys.stderr, flush=True)
+
+
+@luigi.Task.event_handler(luigi.Event.START)
+def _report_start(task):
+    """One line per task started, with the Unix time (scripts/benchmark.py draws the timeline)."""
+    print(f"STARTED {task.task_id} {time.time():.3f}", file=sys.stderr, flush=True)
 
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from retail_pipeline import analytics
 
-from .base import RetailTask, load_table, save_table
+from .base import TABLE_SUFFIX, RetailTask, load_table, save_table
 from .load import LoadCategoryTree
 from .transform import EnrichEvents, _FromEnriched
 
@@ -43,7 +43,7 @@ class CategoryStats(RetailTask):
         return {"enriched": EnrichEvents(), "categories": LoadCategoryTree()}
 
     def output(self):
-        return self.work_target("category_stats", "parquet")
+        return self.work_target("category_stats", TABLE_SUFFIX)
 
     def run(self):
         inputs = self.input()

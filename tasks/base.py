@@ -20,6 +20,7 @@ import luigi
 from luigi.task import flatten
 
 from retail_pipeline import storage
+from retail_pipeline.storage import TABLE_SUFFIX
 
 from .config import retail
 
@@ -40,6 +41,14 @@ def source_digest() -> str:
             digest.update(source.name.encode())
             digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
+
+
+# Scheduling priorities (Luigi runs the runnable task of highest priority first; a task's
+# dependencies inherit its priority). The longest chain goes first: property files -> snapshots
+# -> enriched shards -> the events_enriched part (written and indexed) -> publishing; then the
+# other big writes, so that the many small aggregates fill the gaps at the end.
+CRITICAL_PATH = 100
+BIG_WRITE = 50
 
 
 class RetailTask(luigi.Task):
@@ -88,7 +97,7 @@ def write_outputs(outputs: list[tuple[luigi.LocalTarget, Callable[[str], None]]]
 
 
 def table_writer(table):
-    """A writer of ``table`` as Parquet, for :func:`write_outputs`."""
+    """A writer of ``table`` as a table file, for :func:`write_outputs`."""
     return lambda path: storage.write_table(table, path)
 
 
@@ -98,7 +107,7 @@ def json_writer(document):
 
 
 def save_table(target: luigi.LocalTarget, table) -> None:
-    """Write a Parquet table through a temporary file renamed into place on success."""
+    """Write a table file through a temporary file renamed into place on success."""
     write_outputs([(target, table_writer(table))])
 
 
@@ -107,7 +116,7 @@ def save_json(target: luigi.LocalTarget, document: dict) -> None:
 
 
 def load_table(target, columns=None):
-    """A Parquet target's table; for a list of targets (shards), their rows concatenated."""
+    """A table target's table; for a list of targets (shards), their rows concatenated."""
     import pyarrow as pa
 
     if isinstance(target, (list, tuple)):

@@ -15,7 +15,7 @@ import luigi
 
 from retail_pipeline import stages
 
-from .base import Progress, RetailTask, json_writer, load_json, load_table, table_writer, write_outputs
+from .base import TABLE_SUFFIX, CRITICAL_PATH, Progress, RetailTask, json_writer, load_json, load_table, table_writer, write_outputs
 from .config import retail
 from .inputs import InputFile, input_files
 
@@ -32,8 +32,8 @@ class LoadEvents(RetailTask):
 
     def output(self):
         return {
-            "shards": [self.work_target(f"events-{k}", "parquet") for k in range(retail().shards)],
-            "rejected": self.work_target("rejected", "parquet"),
+            "shards": [self.work_target(f"events-{k}", TABLE_SUFFIX) for k in range(retail().shards)],
+            "rejected": self.work_target("rejected", TABLE_SUFFIX),
             "stats": self.work_target("stats", "json"),
         }
 
@@ -75,9 +75,9 @@ class LoadItemPropertyFile(RetailTask):
     def output(self):
         name = os.path.basename(self.path)
         return {
-            "latest": [self.work_target(f"{name}-latest-{k}", "parquet") for k in range(retail().shards)],
-            "point_in_time": self.work_target(f"{name}-point_in_time", "parquet"),
-            "rejected": self.work_target(f"{name}-rejected", "parquet"),
+            "latest": [self.work_target(f"{name}-latest-{k}", TABLE_SUFFIX) for k in range(retail().shards)],
+            "point_in_time": self.work_target(f"{name}-point_in_time", TABLE_SUFFIX),
+            "rejected": self.work_target(f"{name}-rejected", TABLE_SUFFIX),
             "stats": self.work_target(f"{name}-stats", "json"),
         }
 
@@ -103,7 +103,7 @@ class LoadItemProperties(RetailTask):
         return property_files()
 
     def output(self):
-        return {"rejected": self.work_target("rejected", "parquet"), "stats": self.work_target("stats", "json")}
+        return {"rejected": self.work_target("rejected", TABLE_SUFFIX), "stats": self.work_target("stats", "json")}
 
     def run(self):
         parts = self.input()
@@ -116,11 +116,13 @@ class LoadItemProperties(RetailTask):
 class PropertySnapshots(RetailTask):
     """The snapshots of categoryid and available behind the point-in-time attributes of events."""
 
+    priority = CRITICAL_PATH
+
     def requires(self):
         return property_files()
 
     def output(self):
-        return self.work_target("snapshots", "parquet")
+        return self.work_target("snapshots", TABLE_SUFFIX)
 
     def run(self):
         self.set_status_message("collecting the snapshots of categoryid and available")
@@ -136,8 +138,8 @@ class LoadCategoryTree(RetailTask):
 
     def output(self):
         return {
-            "tree": self.work_target("tree", "parquet"),
-            "rejected": self.work_target("rejected", "parquet"),
+            "tree": self.work_target("tree", TABLE_SUFFIX),
+            "rejected": self.work_target("rejected", TABLE_SUFFIX),
             "stats": self.work_target("stats", "json"),
         }
 

@@ -11,7 +11,7 @@ from retail_pipeline import schema, storage
 from retail_pipeline.sqlite_out import publish_database, read_build_info, table_counts, write_table
 from retail_pipeline.stages import merge_item_properties, remove_stale_temporaries, table_summary
 
-from .base import Progress, RetailTask, code_version, load_table, write_outputs
+from .base import BIG_WRITE, CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
 from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, property_files
@@ -57,6 +57,12 @@ class WriteTablePart(RetailTask):
 
     table = luigi.ChoiceParameter(choices=list(schema.TABLES))
     part = luigi.IntParameter(default=0)
+
+    @property
+    def priority(self):
+        if self.table == BASE_TABLE:
+            return CRITICAL_PATH
+        return BIG_WRITE if self.table in ("item_properties", "sessions") else 0
 
     def requires(self):
         if self.table == "item_properties":

@@ -8,7 +8,7 @@ import pyarrow as pa
 from retail_pipeline import aggregates, stages
 from retail_pipeline.enrich import enrich_events
 
-from .base import RetailTask, load_json, load_table, save_table
+from .base import TABLE_SUFFIX, BIG_WRITE, CRITICAL_PATH, RetailTask, load_json, load_table, save_table
 from .config import retail
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, PropertySnapshots
 
@@ -18,12 +18,13 @@ class EnrichEventsShard(RetailTask):
     item attributes, categories. Shards need nothing from each other and run side by side."""
 
     shard = luigi.IntParameter()
+    priority = CRITICAL_PATH
 
     def requires(self):
         return {"events": LoadEvents(), "snapshots": PropertySnapshots(), "categories": LoadCategoryTree()}
 
     def output(self):
-        return self.work_target(f"events_enriched-{self.shard}", "parquet")
+        return self.work_target(f"events_enriched-{self.shard}", TABLE_SUFFIX)
 
     def run(self):
         inputs = self.input()
@@ -61,7 +62,7 @@ class _FromEnriched(RetailTask):
         return EnrichEvents()
 
     def output(self):
-        return self.work_target(self.table_name, "parquet")
+        return self.work_target(self.table_name, TABLE_SUFFIX)
 
     def compute(self, enriched):
         raise NotImplementedError
@@ -86,6 +87,7 @@ class EventTypeCounts(_FromEnriched):
 
 class Sessions(_FromEnriched):
     table_name = "sessions"
+    priority = BIG_WRITE
     columns = ["visitorid", "session_id", "timestamp_ms", "event", "source_line"]
 
     def run(self):
@@ -115,7 +117,7 @@ class HourlyTrend(RetailTask):
         return EventTypeCounts()
 
     def output(self):
-        return self.work_target("hourly_trend", "parquet")
+        return self.work_target("hourly_trend", TABLE_SUFFIX)
 
     def run(self):
         self.set_status_message("rolling means over the hourly counts")
@@ -129,7 +131,7 @@ class RejectedRows(RetailTask):
         return [LoadEvents(), LoadItemProperties(), LoadCategoryTree()]
 
     def output(self):
-        return self.work_target("rejected_rows", "parquet")
+        return self.work_target("rejected_rows", TABLE_SUFFIX)
 
     def run(self):
         self.set_status_message("collecting the rejected lines of every input")
@@ -143,7 +145,7 @@ class DataQuality(RetailTask):
         return {"loads": [LoadEvents(), LoadItemProperties(), LoadCategoryTree()], "enriched": EnrichEvents()}
 
     def output(self):
-        return self.work_target("data_quality", "parquet")
+        return self.work_target("data_quality", TABLE_SUFFIX)
 
     def run(self):
         inputs = self.input()

@@ -22,11 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, assert_same_tables, pipeline_command, read_tables, run_pipeline, verify, write_inputs
-from retail_pipeline import stages
+from retail_pipeline import stages, storage
 from retail_pipeline.schema import TABLES
 
 pytestmark = pytest.mark.slow
@@ -60,8 +59,8 @@ def assert_whole(work: Path) -> int:
     """Every intermediate file under its final name can be read completely; returns how many."""
     checked = 0
     for path in sorted(p for p in work.rglob("*") if p.is_file() and "-luigi-tmp-" not in p.name):
-        if path.suffix == ".parquet":
-            pq.read_table(path)
+        if path.suffix == ".arrow":
+            storage.read_table(path).validate(full=True)
         elif path.suffix == ".sqlite":
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
@@ -191,7 +190,7 @@ SMALL = {
 
 
 LOADS = [("LoadEvents", "stats-*.json"), ("LoadItemProperties", "stats-*.json"),
-         ("LoadCategoryTree", "tree-*.parquet")]
+         ("LoadCategoryTree", "tree-*.arrow")]
 
 
 def test_loads_killed_between_renaming_their_outputs_are_redone(tmp_path):
