@@ -1,12 +1,13 @@
 """Writing the published SQLite database.
 
-Each table is first written to its own SQLite file (so big tables can be written in
-parallel, by separate tasks). Publishing then assembles the database in a temporary
-file beside the target: it starts from a copy of the largest part (a file copy is far
-cheaper than re-inserting 13 M rows), copies the other tables in with
-``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds indexes, runs ``ANALYZE``,
-switches to rollback-journal mode and renames the file over the target. The target
-path therefore only ever holds a complete database.
+Rows go into SQLite through the ADBC driver (Arrow arrays bound in C). The three big tables
+are written straight into one file, the "core", by the tasks that produce them, one after the
+other: item_properties as soon as the property files are read, then events_enriched with its
+indexes and sessions. Each small table is written to its own file. Publishing then assembles
+the database in a temporary file beside the target: it takes the core over, copies the small
+tables in with ``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds their indexes, runs
+``ANALYZE``, switches to rollback-journal mode and renames the file over the target. The
+target path therefore only ever holds a complete database.
 """
 
 from __future__ import annotations
@@ -56,19 +57,31 @@ def write_table(
     *,
     with_indexes: bool = False,
 ) -> int:
-    """Write the rows of ``tables`` (one table, or several written one after the other) as the
-    only table of a new SQLite file at ``path``; return the row count.
+    """Write the rows of ``tables`` as the only table of a new SQLite file at ``path``; return
+    the row count. ``path`` must not exist (the caller passes a temporary path and renames it
+    when this returns); see :func:`append_table` for the rest."""
+    if os.path.exists(path):
+        os.remove(path)
+    return append_table(path, tables, schema, progress, with_indexes=with_indexes)
+
+
+def append_table(
+    path: str | os.PathLike,
+    tables: pa.Table | Iterable[pa.Table],
+    schema: TableSchema,
+    progress: Callable[[int], None] | None = None,
+    *,
+    with_indexes: bool = False,
+) -> int:
+    """Create table ``schema`` in the SQLite file ``path`` (made if missing) and insert the rows
+    of ``tables`` (one table, or several written one after the other); return the row count.
 
     The columns are taken by the schema's names, in its order. Rows go in through the ADBC
     SQLite driver, which binds Arrow arrays to a prepared INSERT in C: 3-4x faster than
     Python's ``sqlite3`` with its one Python object per value. An iterable is consumed
     lazily, so a generator that reads one shard at a time keeps one shard in memory.
-    ``with_indexes`` also builds the schema's indexes, which publishing then keeps (it
-    creates only missing ones). ``path`` must not exist (the caller passes a temporary path
-    and renames it when this returns).
+    ``with_indexes`` also builds the schema's indexes (publishing creates only missing ones).
     """
-    if os.path.exists(path):
-        os.remove(path)
     if isinstance(tables, pa.Table):
         tables = [tables]
     arrow_schema = None
@@ -112,6 +125,21 @@ def write_table(
     return written
 
 
+def extend_copy(
+    base: str | os.PathLike,
+    path: str | os.PathLike,
+    tables: list[tuple[TableSchema, Iterable[pa.Table]]],
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """A copy of the SQLite file ``base`` at ``path``, with each ``(schema, rows)`` of ``tables``
+    added to it, indexes included (see :func:`append_table`)."""
+    say = progress or (lambda message: None)
+    shutil.copyfile(base, path)
+    for schema, rows in tables:
+        say(f"writing {schema.name}")
+        append_table(path, rows, schema, with_indexes=True)
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -121,36 +149,42 @@ def _fsync(path: Path) -> None:
 
 
 def publish_database(
+    base: str | os.PathLike,
     parts: dict[str, list[str | os.PathLike]],
     database: str | os.PathLike,
     build_info: dict,
     progress: Callable[[str], None] | None = None,
-    base: str | None = None,
+    *,
+    take_base: bool = False,
 ) -> None:
-    """Assemble the part files into ``database``, replacing it atomically.
+    """Assemble ``database`` from the SQLite file ``base`` and the part files, replacing it atomically.
 
-    ``parts`` maps every table of ``schema.TABLES`` to the SQLite files holding its rows, in
-    row order. The first part of table ``base`` (by default the largest part file) is copied as
-    the base file, with any indexes built in it; every other part is appended with
-    ``INSERT … SELECT``, and missing indexes are built.
+    ``base`` holds some of the tables of ``schema.TABLES`` (with their indexes, if built);
+    ``parts`` maps each of the others to the SQLite files holding its rows, in row order,
+    appended with ``INSERT … SELECT`` (SQLite's C speed). Missing indexes are then built.
+    The database is assembled in a temporary file beside the target, which starts as a copy
+    of ``base`` or, with ``take_base``, as ``base`` itself, moved (no copy of a gigabyte; the
+    caller gives up the file).
     """
-    missing = set(TABLES) - set(parts)
-    if missing:
-        raise ValueError(f"no part file for tables: {sorted(missing)}")
     say = progress or (lambda message: None)
     database = Path(database)
     database.parent.mkdir(parents=True, exist_ok=True)
     temporary = database.with_name(f".{database.name}.building-{os.getpid()}")
-    base_table = base or max(parts, key=lambda name: (os.path.getsize(parts[name][0]), name))
-    say(f"copying the first part of {base_table}")
     try:
-        shutil.copyfile(parts[base_table][0], temporary)
+        if take_base:
+            say("taking over the database built so far")
+            os.replace(base, temporary)
+        else:
+            say("copying the database built so far")
+            shutil.copyfile(base, temporary)
         conn = _fast_connection(temporary)
+        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = set(TABLES) - present - set(parts)
+        if missing:
+            raise ValueError(f"no rows for tables: {sorted(missing)}")
         db = sqlite_utils.Database(conn)
         for name, files in parts.items():
             for index, part in enumerate(files):
-                if name == base_table and index == 0:
-                    continue
                 say(f"copying {name} part {index + 1} of {len(files)}")
                 conn.execute("ATTACH DATABASE ? AS part", (os.fspath(part),))
                 conn.execute("BEGIN")

@@ -14,7 +14,7 @@ from retail_pipeline.errors import describe_failure
 from .config import retail
 from .inputs import InputFile
 from .load import ItemRanges, LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
-from .publish import PublishDatabase, RunAll, WriteTablePart
+from .publish import BuildCoreDatabase, PublishDatabase, RunAll, WriteItemProperties, WriteTablePart
 from .transform import (DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend,
                         RejectedRows, Sessions)
 from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
@@ -26,7 +26,7 @@ __all__ = [
     "retail", "InputFile", "LoadEvents", "ItemRanges", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
     "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents",
     "EventTypeCounts", "HourlyTrend", "Sessions", "DailyFunnel", "RejectedRows", "DataQuality",
-    "WriteTablePart", "PublishDatabase", "RunAll",
+    "WriteTablePart", "WriteItemProperties", "BuildCoreDatabase", "PublishDatabase", "RunAll",
     "Overview", "ItemStats", "CategoryStats", "HourOfDayProfile",
 ]
 

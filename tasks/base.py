@@ -43,12 +43,11 @@ def source_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-# Scheduling priorities (Luigi runs the runnable task of highest priority first; a task's
-# dependencies inherit its priority). The longest chain goes first: property files -> snapshots
-# -> enriched shards -> the events_enriched part (written and indexed) -> publishing; then the
-# other big writes, so that the many small aggregates fill the gaps at the end.
+# Scheduling priority of the longest chain (Luigi runs the runnable task of highest priority
+# first; a task's dependencies inherit its priority): property files -> item_properties and
+# snapshots -> enriched shards -> sessions -> the core database -> publishing. The many small
+# aggregates fill the gaps.
 CRITICAL_PATH = 100
-BIG_WRITE = 50
 
 
 class RetailTask(luigi.Task):

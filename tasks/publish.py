@@ -7,11 +7,11 @@ import os
 
 import luigi
 
-from retail_pipeline import schema, storage
-from retail_pipeline.sqlite_out import publish_database, read_build_info, table_counts, write_table
+from retail_pipeline import schema
+from retail_pipeline.sqlite_out import extend_copy, publish_database, read_build_info, table_counts, write_table
 from retail_pipeline.stages import merge_item_properties, remove_stale_temporaries, table_summary
 
-from .base import BIG_WRITE, CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
+from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
 from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, property_files
@@ -19,15 +19,17 @@ from .transform import DailyFunnel, DataQuality, EnrichEvents, EventTypeCounts, 
 from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 
 
+# The big tables, written straight into the core file by the tasks that produce them.
+CORE_TABLES = ("item_properties", "events_enriched", "sessions")
+SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES)
+
+
 def _source(table: str):
-    """The task (and output key, if it has several) that produces each published table
-    (item_properties, merged from the property files' parts, excepted)."""
+    """The task (and output key, if it has several) that produces each small published table."""
     return {
-        "events_enriched": (EnrichEvents(), None),
         "category_tree": (LoadCategoryTree(), "tree"),
         "event_type_counts": (EventTypeCounts(), None),
         "hourly_trend": (HourlyTrend(), None),
-        "sessions": (Sessions(), None),
         "daily_funnel": (DailyFunnel(), None),
         "rejected_rows": (RejectedRows(), None),
         "data_quality": (DataQuality(), None),
@@ -38,61 +40,73 @@ def _source(table: str):
     }[table]
 
 
-def part_count(table: str) -> int:
-    """How many SQLite part files a table is written as (written side by side with --workers).
-
-    item_properties, the biggest table, is cut into ``shards`` item ranges (each merged from
-    the property files' latest values for that range); the others are one part each.
-    """
-    return retail().shards if table == "item_properties" else 1
-
-
-# The table whose part file becomes the database file: it is copied whole, indexes included,
-# so its indexes are built in its own task (beside other work) and its rows are never re-inserted.
-BASE_TABLE = "events_enriched"
-
-
 class WriteTablePart(RetailTask):
-    """One part of a published table written to its own SQLite file."""
+    """A small published table written to its own SQLite file, copied in when publishing."""
 
-    table = luigi.ChoiceParameter(choices=list(schema.TABLES))
-    part = luigi.IntParameter(default=0)
-
-    @property
-    def priority(self):
-        if self.table == BASE_TABLE:
-            return CRITICAL_PATH
-        return BIG_WRITE if self.table in ("item_properties", "sessions") else 0
+    table = luigi.ChoiceParameter(choices=list(SMALL_TABLES))
 
     def requires(self):
-        if self.table == "item_properties":
-            return property_files()
         return _source(self.table)[0]
 
     def output(self):
-        return self.work_target(f"{self.table}-{self.part}", "sqlite")
-
-    def _rows(self):
-        """The part's rows: a table, or for events_enriched one table per shard, read lazily."""
-        if self.table == "item_properties":
-            table = merge_item_properties([load_table(f["latest"][self.part]) for f in self.input()])
-            return [table.num_rows], [table]
-        key = _source(self.table)[1]
-        source = self.input()[key] if key else self.input()
-        if isinstance(source, list):
-            return [storage.row_count(target.path) for target in source], (load_table(t) for t in source)
-        table = load_table(source)
-        return [table.num_rows], [table]
+        return self.work_target(self.table, "sqlite")
 
     def run(self):
-        self.set_status_message(f"reading {self.table} part {self.part + 1} of {part_count(self.table)}")
-        counts, tables = self._rows()
-        total = sum(counts)
-        progress = Progress(self, total=total, what=f"of {total:,} rows written")
-        indexed = self.table == BASE_TABLE
+        key = _source(self.table)[1]
+        table = load_table(self.input()[key] if key else self.input())
+        progress = Progress(self, total=table.num_rows, what=f"of {table.num_rows:,} rows written")
+        write_outputs([(self.output(), lambda path: write_table(table, schema.TABLES[self.table], path, progress))])
+        self.step(1, 1, f"{table.num_rows:,} rows written")
+
+
+class WriteItemProperties(RetailTask):
+    """item_properties, range by range (each merged from the property files' latest values
+    for it), into a new SQLite file: the start of the core of the database."""
+
+    priority = CRITICAL_PATH
+
+    def requires(self):
+        return property_files()
+
+    def output(self):
+        return self.work_target("item_properties", "sqlite")
+
+    def run(self):
+        files = self.input()
+        ranges = len(files[0]["latest"])
+        progress = Progress(self, what="rows written")
+
+        def merged_ranges():
+            for k in range(ranges):
+                self.set_progress_percentage(round(100 * k / ranges))
+                yield merge_item_properties([load_table(f["latest"][k]) for f in files])
+
         write_outputs([(self.output(), lambda path: write_table(
-            tables, schema.TABLES[self.table], path, progress, with_indexes=indexed))])
-        self.step(1, 1, f"{total:,} rows written" + (" and indexed" if indexed else ""))
+            merged_ranges(), schema.TABLES["item_properties"], path, progress))])
+        self.step(1, 1, "item_properties written")
+
+
+class BuildCoreDatabase(RetailTask):
+    """The core of the database: a copy of the item_properties file with events_enriched
+    (indexed) and sessions added. Publishing takes this file over."""
+
+    priority = CRITICAL_PATH
+
+    def requires(self):
+        return {"item_properties": WriteItemProperties(), "events": EnrichEvents(), "sessions": Sessions()}
+
+    def output(self):
+        return self.work_target("core", "sqlite")
+
+    def run(self):
+        inputs = self.input()
+        shards = inputs["events"]
+        tables = [(schema.TABLES["events_enriched"], (load_table(shard) for shard in shards)),
+                  (schema.TABLES["sessions"], (load_table(inputs["sessions"]) for _ in (1,)))]
+        self.step(0, 1, "copying item_properties")
+        write_outputs([(self.output(), lambda path: extend_copy(
+            inputs["item_properties"].path, path, tables, progress=self.set_status_message))])
+        self.step(1, 1, "core written")
 
 
 class PublishedDatabase(luigi.Target):
@@ -119,7 +133,10 @@ def _input_files(task) -> list[str]:
 
 
 class PublishDatabase(RetailTask):
-    """Assemble the parts into ``[retail] database``, replacing it atomically.
+    """Assemble the core and the small tables into ``[retail] database``, replacing it atomically.
+
+    The core file is taken over (moved, not copied): once published it is gone from the work
+    directory, and a run that dies after taking it builds it again.
 
     Holds the ``retail_database`` resource (one unit in luigi.cfg), so with a central
     scheduler no two runs ever assemble a database at the same time.
@@ -128,23 +145,27 @@ class PublishDatabase(RetailTask):
     resources = {"retail_database": 1}
 
     def requires(self):
-        return {name: [WriteTablePart(table=name, part=k) for k in range(part_count(name))] for name in schema.TABLES}
+        return {"core": BuildCoreDatabase(), "parts": {name: WriteTablePart(table=name) for name in SMALL_TABLES}}
 
     def output(self):
         return PublishedDatabase(retail().database, self.fingerprint())
 
     def run(self):
+        if self.complete():  # published by another run sharing the scheduler, which took the core
+            return
         for path in remove_stale_temporaries(retail().work_dir, retail().database):
             print(f"Removed {path}, left by a run that did not finish", flush=True)
         self.step(0, 2, "assembling the database")
-        parts = {name: [target.path for target in targets] for name, targets in self.input().items()}
+        inputs = self.input()
+        parts = {name: [target.path] for name, target in inputs["parts"].items()}
         build_info = {
             "fingerprint": self.fingerprint(),
             "code_version": code_version(),
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "input_files": _input_files(self),
         }
-        publish_database(parts, retail().database, build_info, progress=self.set_status_message, base=BASE_TABLE)
+        publish_database(inputs["core"].path, parts, retail().database, build_info,
+                         progress=self.set_status_message, take_base=True)
         self.step(1, 2, "published; counting rows")
         counts = table_counts(retail().database)
         print(table_summary(counts, counts["rejected_rows"], retail().database), flush=True)

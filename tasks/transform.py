@@ -8,7 +8,7 @@ import pyarrow as pa
 from retail_pipeline import aggregates, stages
 from retail_pipeline.enrich import enrich_events
 
-from .base import TABLE_SUFFIX, BIG_WRITE, CRITICAL_PATH, RetailTask, load_json, load_table, save_table
+from .base import TABLE_SUFFIX, CRITICAL_PATH, RetailTask, load_json, load_table, save_table
 from .config import retail
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, PropertySnapshots
 
@@ -87,7 +87,7 @@ class EventTypeCounts(_FromEnriched):
 
 class Sessions(_FromEnriched):
     table_name = "sessions"
-    priority = BIG_WRITE
+    priority = CRITICAL_PATH
     columns = ["visitorid", "session_id", "timestamp_ms", "event", "source_line"]
 
     def run(self):
