@@ -25,7 +25,6 @@ import gzip
 import os
 import stat
 import zlib
-from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 import numpy as np
@@ -47,12 +46,32 @@ _FILE_KINDS = [
 ]
 
 
-@dataclass(frozen=True)
 class LineChunk:
-    """Consecutive lines of a file: ``lines[k]`` is line ``first_line + k``."""
+    """Consecutive lines of a file, line ``first_line`` first: their bytes back to back
+    (``data``, each line ending with ``\n``) and, split only when asked for, ``lines``
+    (``lines[k]`` is line ``first_line + k``)."""
 
-    first_line: int
-    lines: pa.LargeBinaryArray
+    def __init__(self, first_line: int, data: pa.Buffer, lines: pa.LargeBinaryArray | None = None):
+        self.first_line = first_line
+        self.data = data
+        self._lines = lines
+        self.count = len(lines) if lines is not None else count_byte(_bytes(data), 10)
+
+    @classmethod
+    def of_lines(cls, first_line: int, lines: pa.LargeBinaryArray) -> "LineChunk":
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
+        data = lines.buffers()[2][int(offsets[0]): int(offsets[-1])] if len(lines) else pa.py_buffer(b"")
+        return cls(first_line, data, lines)
+
+    @property
+    def lines(self) -> pa.LargeBinaryArray:
+        if self._lines is None:
+            self._lines = _lines_array_from(self.data, _bytes(self.data))
+        return self._lines
+
+
+def _bytes(buffer: pa.Buffer) -> np.ndarray:
+    return np.frombuffer(buffer, dtype=np.uint8)
 
 
 def check_readable_file(path: str | os.PathLike) -> int:
@@ -160,6 +179,11 @@ def _newlines(data: np.ndarray) -> np.ndarray:
                            for i in range(0, len(data), _SCAN_STEP)])
 
 
+def count_byte(data: np.ndarray, byte: int) -> int:
+    """How many times ``byte`` occurs in ``data``, counted a step at a time (no chunk-sized temporary)."""
+    return sum(int(np.count_nonzero(data[i: i + _SCAN_STEP] == byte)) for i in range(0, len(data), _SCAN_STEP))
+
+
 def _find_newline(data: np.ndarray, start: int, step: int = _SCAN_STEP) -> int:
     """Index of the first ``\n`` at or after ``start``, or -1."""
     while start < len(data):
@@ -170,23 +194,34 @@ def _find_newline(data: np.ndarray, start: int, step: int = _SCAN_STEP) -> int:
     return -1
 
 
+def _find_last_newline(data: np.ndarray, start: int, end: int, step: int = 1 << 16) -> int:
+    """Index of the last ``\n`` in ``data[start:end]``, or -1; scanned backwards a step at a time."""
+    while end > start:
+        low = max(start, end - step)
+        hits = np.flatnonzero(data[low:end] == 10)
+        if len(hits):
+            return low + int(hits[-1])
+        end = low
+    return -1
+
+
 def _mapped_chunks(mapped: pa.Buffer, data: np.ndarray, start: int, chunk_bytes: int) -> Iterator[LineChunk]:
     next_line = 2
     size = len(data)
     while start < size:
         end = min(start + chunk_bytes, size)
         if end < size:
-            last = _newlines(data[start:end])
-            end = start + int(last[-1]) + 1 if len(last) else _find_newline(data, end) + 1 or size
+            last = _find_last_newline(data, start, end)
+            end = last + 1 if last >= 0 else _find_newline(data, end) + 1 or size
         if data[end - 1] == 10:
-            lines = _lines_array_from(mapped.slice(start, end - start), data[start:end])
+            chunk = LineChunk(next_line, mapped.slice(start, end - start))
         else:  # the file's last line has no newline: give it one (a small copy; a long line is cut)
             ends = _newlines(data[start:end])
             tail = start + (int(ends[-1]) + 1 if len(ends) else 0)
             cut = min(end, tail + _KEEP_OF_LONG_LINE)
-            lines = _lines_array(bytes(data[start:cut]) + b"\n")
-        yield LineChunk(next_line, lines)
-        next_line += len(lines)
+            chunk = LineChunk.of_lines(next_line, _lines_array(bytes(data[start:cut]) + b"\n"))
+        yield chunk
+        next_line += chunk.count
         start = end
 
 
@@ -211,7 +246,7 @@ def _stream_header_and_chunks(path: str, chunk_bytes: int) -> tuple[bytes, Itera
         stream.close()
         raise
     header = strip_line_end(first.lines[0].as_py())
-    rest = [LineChunk(2, first.lines.slice(1))] if len(first.lines) > 1 else []
+    rest = [LineChunk.of_lines(2, first.lines.slice(1))] if len(first.lines) > 1 else []
     return header, _chain(rest, chunks)
 
 
@@ -252,13 +287,13 @@ def _stream_chunks(stream: BinaryIO, blocks: Iterator[bytes], chunk_bytes: int) 
                 pending = pending[: last + 1 + _KEEP_OF_LONG_LINE]
                 skipping = True
             if last >= 0 and len(pending) >= chunk_bytes:
-                lines = _lines_array(pending[: last + 1])
-                yield LineChunk(next_line, lines)
-                next_line += len(lines)
+                chunk = LineChunk(next_line, pa.py_buffer(pending[: last + 1]))
+                yield chunk
+                next_line += chunk.count
                 pending = pending[last + 1:]
         if pending:
             if not pending.endswith(b"\n"):
                 pending += b"\n"
-            yield LineChunk(next_line, _lines_array(pending))
+            yield LineChunk(next_line, pa.py_buffer(pending))
     finally:
         stream.close()

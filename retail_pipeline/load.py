@@ -79,7 +79,7 @@ def load_file(
             rejected.extend(parsed.rejected)
 
         for chunk in chunks:
-            data_lines += len(chunk.lines)
+            data_lines += chunk.count
             if progress is not None:
                 progress(os.path.basename(path), data_lines)
             in_flight.append(pool.submit(parse_chunk, fmt, chunk))

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .lines import MAX_LINE_BYTES, LineChunk, strip_line_end
+from .lines import MAX_LINE_BYTES, LineChunk, count_byte, strip_line_end
 
 INT_PATTERN = r"-?[0-9]{1,18}(?:\.0+)?"
 RAW_PREFIX_BYTES = 1024  # what rejected_rows.raw keeps of a line too long to read
@@ -153,7 +153,9 @@ def _convert(fmt: RowFormat, raw_columns: list[pa.Array], line_numbers: np.ndarr
     return pa.Table.from_arrays(arrays, schema=fmt.arrow_schema)
 
 
-def _read_csv_buffer(fmt: RowFormat, buffer: pa.Buffer, *, typed_ints: bool = True) -> list[pa.Array]:
+def _read_csv_buffer(
+    fmt: RowFormat, buffer: pa.Buffer, *, typed_ints: bool = True, fall_back: bool = True
+) -> list[pa.Array]:
     """Split well-formed lines into columns with Arrow's CSV reader.
 
     Integer columns are parsed as int64 directly; a chunk where one is written with a zero
@@ -177,7 +179,7 @@ def _read_csv_buffer(fmt: RowFormat, buffer: pa.Buffer, *, typed_ints: bool = Tr
             ),
         )
     except pa.ArrowInvalid:
-        if not typed_ints:
+        if not typed_ints or not fall_back:
             raise
         return _read_csv_buffer(fmt, buffer, typed_ints=False)
     return [table.column(n).combine_chunks() for n in names]
@@ -234,8 +236,90 @@ def _undecodable(lines: pa.LargeBinaryArray, skip: np.ndarray) -> np.ndarray:
         return mask
 
 
+_POWERS_OF_TEN = np.array([10**k for k in range(1, 19)], dtype=np.int64)
+_INT_LIMIT = 10**18  # 18 digits at most
+
+
+def _canonical_int_lengths(values: np.ndarray) -> np.ndarray | None:
+    """The length of each integer written the plain way (``-`` and digits, no leading zero),
+    or None if one has more than 18 digits."""
+    if len(values) and (int(values.min()) <= -_INT_LIMIT or int(values.max()) >= _INT_LIMIT):
+        return None
+    magnitude = np.abs(values)
+    lengths = (values < 0).astype(np.int64) + 1
+    for power in _POWERS_OF_TEN:
+        lengths += magnitude >= power
+    return lengths
+
+
+def _text_lengths(column: pa.Array) -> np.ndarray:
+    if pa.types.is_dictionary(column.type):
+        lengths = pc.binary_length(column.dictionary).to_numpy(zero_copy_only=False)
+        return lengths[column.indices.to_numpy(zero_copy_only=False)] if len(column) else np.zeros(0, np.int64)
+    return pc.binary_length(column).to_numpy(zero_copy_only=False)
+
+
+def _parse_well_formed_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk | None:
+    """The chunk's rows when every line is well formed and written the plain way, else None.
+
+    Arrow's CSV reader converts the whole chunk, lines never split out; the result is taken
+    only if it provably reads every line as the rules do: as many rows as lines, valid UTF-8,
+    required fields present, known event types, and the byte count adds up exactly. Each
+    integer's plain decimal is never longer than its text, so an exact total means each was
+    written plainly (no sign, zero fraction or leading zero for the careful path to handle) and
+    no ``\r`` sat anywhere but before a ``\n``. Lines longer than ``MAX_LINE_BYTES`` also go
+    the careful way. On any doubt the chunk goes through :func:`parse_chunk`'s careful path.
+    """
+    data = chunk.data
+    if chunk.count == 0:
+        return None
+    try:
+        whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, data.size])), data])
+        whole.cast(pa.large_string())  # raises unless all of it is UTF-8
+        columns = _read_csv_buffer(fmt, data, typed_ints=True, fall_back=False)
+    except (pa.ArrowInvalid, OverflowError):
+        return None
+    if len(columns[0]) != chunk.count:
+        return None
+    line_lengths = np.full(chunk.count, len(fmt.kinds) - 1, dtype=np.int64)  # the commas
+    for column_name, kind, column in zip(fmt.columns, fmt.kinds, columns):
+        if kind in (INT, OPT_INT):
+            if kind == INT and column.null_count:
+                return None
+            values = column.fill_null(0).to_numpy(zero_copy_only=False) if column.null_count else column.to_numpy()
+            lengths = _canonical_int_lengths(values)
+            if lengths is None:
+                return None
+            if column.null_count:
+                lengths[column.is_null().to_numpy(zero_copy_only=False)] = 0
+            if column_name == "transactionid":
+                is_transaction = pc.equal(columns[fmt.kinds.index(EVENT)], "transaction")
+                if pc.any(pc.and_(is_transaction, column.is_null())).as_py():
+                    return None
+        elif kind == EVENT:
+            if not set(column.dictionary.to_pylist()) <= set(EVENT_TYPES):
+                return None
+            lengths = _text_lengths(column)
+        else:
+            lengths = _text_lengths(column)
+        line_lengths += lengths
+    carriage_returns = count_byte(np.frombuffer(data, dtype=np.uint8), 13)
+    if int(line_lengths.sum()) + chunk.count + carriage_returns != data.size:
+        return None
+    if int(line_lengths.max()) > MAX_LINE_BYTES:
+        return None
+    line_numbers = np.arange(chunk.first_line, chunk.first_line + chunk.count, dtype=np.int64)
+    return ParsedChunk(_convert(fmt, columns, line_numbers), [])
+
+
 def parse_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk:
     """Convert a chunk of lines: typed rows for the readable ones, reasons for the others."""
+    whole = _parse_well_formed_chunk(fmt, chunk)
+    return whole if whole is not None else parse_chunk_by_line(fmt, chunk)
+
+
+def parse_chunk_by_line(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk:
+    """:func:`parse_chunk` the careful way: lines split out, each matched or read literally."""
     lines = chunk.lines
     n = len(lines)
     too_long = _too_long(lines)

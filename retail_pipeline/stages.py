@@ -125,7 +125,7 @@ def _raw_lines(path: str, wanted: list[int]) -> list[str]:
     found: dict[int, str] = {}
     _, chunks = read_header_and_chunks(path)
     for chunk in chunks:
-        last = chunk.first_line + len(chunk.lines) - 1
+        last = chunk.first_line + chunk.count - 1
         for line in (n for n in wanted_set if chunk.first_line <= n <= last):
             found[line] = strip_line_end(chunk.lines[line - chunk.first_line].as_py()).decode("utf-8", "replace")
     return [found[line] for line in wanted]

@@ -183,3 +183,60 @@ def test_every_line_is_loaded_or_rejected_exactly_as_the_literal_rules_say(tmp_p
     assert rows_by_line(loaded) == rows
     assert rejected_by_line(loaded) == rejected
     assert loaded.data_lines == len(rows) + len(rejected)
+
+
+# --- The whole-chunk reading agrees with the line-by-line one ------------------------------------
+
+def _int_texts(odd: bool, allow_empty: bool = False):
+    """Integers written plainly and, if ``odd``, every other way (allowed by the rules or not)."""
+    plain = st.integers(-(10**18) + 1, 10**18 - 1).map(str)
+    if not odd:
+        return st.one_of(plain, st.just("")) if allow_empty else plain
+    strange = st.sampled_from(["-0", "007", "+5", "5.0", "12.000", " 3", "1e3", "9" * 19, "-" + "9" * 18, "",
+                               "0x1F", "٣"])
+    return st.one_of(plain, plain, strange)
+
+
+def _texts(odd: bool):
+    return st.text(alphabet=st.sampled_from(list("ab1,.\r\"' é" if odd else "ab1.\"' é")), max_size=6)
+
+
+@st.composite
+def _chunk_lines(draw, fmt, odd):
+    events = ["view", "addtocart", "transaction"] + (["View", "purchase"] if odd else [])
+    lines = []
+    for _ in range(draw(st.integers(1, 12))):
+        if fmt is EVENTS:
+            event = draw(st.sampled_from(events))
+            fields = [draw(_int_texts(odd)), draw(_int_texts(odd)), event, draw(_int_texts(odd)),
+                      draw(_int_texts(odd, allow_empty=odd or event != "transaction"))]
+        elif fmt is ITEM_PROPERTIES:
+            fields = [draw(_int_texts(odd)), draw(_int_texts(odd)), draw(_texts(odd)), draw(_texts(odd))]
+        else:
+            fields = [draw(_int_texts(odd)), draw(_int_texts(odd, allow_empty=True))]
+        lines.append(",".join(fields) + draw(st.sampled_from(["\n", "\n", "\r\n"])))
+    return "".join(lines).encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), odd=st.booleans())
+@pytest.mark.parametrize("fmt", [EVENTS, ITEM_PROPERTIES, CATEGORY_TREE], ids=lambda f: f.name)
+def test_reading_a_chunk_whole_gives_what_reading_it_line_by_line_gives(fmt, data, odd):
+    """The fast path (Arrow reads the chunk as one CSV) must accept only chunks whose every line
+    the careful path reads, and read them the same: plain and odd integers, CRLF, lone CRs,
+    commas and quotes in text, unknown event types. Plain chunks must take the fast path."""
+    import pyarrow as pa
+
+    from retail_pipeline.lines import LineChunk
+    from retail_pipeline.records import _parse_well_formed_chunk, parse_chunk, parse_chunk_by_line
+
+    body = data.draw(_chunk_lines(fmt, odd))
+    whole = _parse_well_formed_chunk(fmt, LineChunk(2, pa.py_buffer(body)))
+    careful = parse_chunk_by_line(fmt, LineChunk(2, pa.py_buffer(body)))
+    if not odd:
+        assert whole is not None
+    if whole is not None:
+        assert careful.rejected == []
+        assert whole.rows.to_pylist() == careful.rows.to_pylist()
+    fast = parse_chunk(fmt, LineChunk(2, pa.py_buffer(body)))
+    assert fast.rejected == careful.rejected and fast.rows.to_pylist() == careful.rows.to_pylist()

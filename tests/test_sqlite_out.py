@@ -46,10 +46,27 @@ def tiny_parts(folder):
     return parts
 
 
+def core_and_parts(folder):
+    """A core file holding the big tables (as the pipeline's is) and one part per small table."""
+    parts = tiny_parts(folder)
+    core = folder / "core.sqlite"
+    write_table(pa.table({c: pa.array([], pa.int64()) for c, _ in TABLES["sessions"].columns}), TABLES["sessions"], core)
+    for name in ("item_properties", "events_enriched"):
+        conn = sqlite3.connect(core)
+        conn.execute(f"ATTACH ? AS part", (str(parts.pop(name)),))
+        conn.execute(f"CREATE TABLE [{name}] AS SELECT * FROM part.[{name}]")
+        conn.commit()
+        conn.close()
+    del parts["sessions"]
+    return core, {k: [v] for k, v in parts.items()}
+
+
 def test_publish_replaces_the_database_whole(tmp_path):
     database = tmp_path / "retail.db"
     database.write_bytes(b"previous database")
-    publish_database({k: [v] for k, v in tiny_parts(tmp_path).items()}, database, {"fingerprint": "abc"})
+    core, parts = core_and_parts(tmp_path)
+    publish_database(core, parts, database, {"fingerprint": "abc"})
+    assert core.exists()  # copied, not taken
     assert read_build_info(database) == {"fingerprint": "abc"}
     conn = sqlite3.connect(database)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
@@ -61,9 +78,26 @@ def test_publish_replaces_the_database_whole(tmp_path):
 def test_failed_publish_leaves_the_previous_database(tmp_path):
     database = tmp_path / "retail.db"
     database.write_bytes(b"previous database")
-    parts = tiny_parts(tmp_path)
-    parts["sessions"].write_bytes(b"not a database")
+    core, parts = core_and_parts(tmp_path)
+    parts["overview"][0].write_bytes(b"not a database")
     with pytest.raises(sqlite3.DatabaseError):
-        publish_database({k: [v] for k, v in parts.items()}, database, {"fingerprint": "abc"})
+        publish_database(core, parts, database, {"fingerprint": "abc"}, take_base=True)
     assert database.read_bytes() == b"previous database"
     assert [p for p in os.listdir(tmp_path) if "building" in p] == []
+
+
+def test_publish_stops_when_a_table_has_no_rows_anywhere(tmp_path):
+    database = tmp_path / "retail.db"
+    core, parts = core_and_parts(tmp_path)
+    del parts["overview"]
+    with pytest.raises(ValueError, match="overview"):
+        publish_database(core, parts, database, {"fingerprint": "abc"})
+    assert not database.exists()
+
+
+def test_a_taken_core_is_moved_into_the_database(tmp_path):
+    database = tmp_path / "retail.db"
+    core, parts = core_and_parts(tmp_path)
+    inode = core.stat().st_ino
+    publish_database(core, parts, database, {"fingerprint": "abc"}, take_base=True)
+    assert not core.exists() and database.stat().st_ino == inode
