@@ -69,15 +69,19 @@ def latest_item_properties(rows: pa.Table) -> pa.Table:
         items = dense_codes_by_rank(items)
     keys = items * n_properties + properties
     del items, properties  # 20 M-row temporaries: free them as soon as they are used
-    order = radix_argsort(keys, radix_argsort(dense_codes(rows.column("timestamp").to_numpy())))
-    # order sorts by (itemid, property, timestamp, input order); keep the last row of each key
+    order = radix_argsort(keys)  # by (itemid, property), input order kept within each
     sorted_keys = keys[order]
     del keys
-    is_last = np.ones(len(order), dtype=bool)
-    is_last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
     del sorted_keys
-    chosen = pa.array(order[is_last])
-    del order, is_last
+    # in each run of one key: the latest timestamp, and the last row (in input order) that has it
+    times = rows.column("timestamp").to_numpy()[order]
+    latest = np.maximum.reduceat(times, starts)
+    at_latest = times == np.repeat(latest, np.diff(np.append(starts, len(order))))
+    del times, latest
+    last = np.maximum.reduceat(np.where(at_latest, np.arange(len(order)), -1), starts)
+    chosen = pa.array(order[last])
+    del order, at_latest, last
     picked = rows.select(["itemid", "property", "value", "timestamp"]).take(chosen)
     return pa.Table.from_arrays(
         [picked.column("itemid"), _dictionary(picked.column("property")), picked.column("value"),
