@@ -1,9 +1,11 @@
 """Writing the published SQLite database.
 
-Rows go into SQLite through the ADBC driver (Arrow arrays bound in C). The three big tables
-are written straight into one file, the "core", by the tasks that produce them, one after the
-other: item_properties as soon as the property files are read, then events_enriched with its
-indexes and sessions. Each small table is written to its own file. Publishing then assembles
+Rows go into SQLite through the ADBC driver (Arrow arrays bound in C). The big tables are
+written to their own files, side by side: item_properties as soon as the property files are
+read, each shard of events_enriched as it is enriched. The "core" file joins them: a copy of
+the first events shard, the other shards and item_properties copied in (``INSERT … SELECT``,
+SQLite's C speed), the events indexed, and sessions added. Each small table is written to its
+own file. Publishing then assembles
 the database in a temporary file beside the target: it takes the core over, copies the small
 tables in with ``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds their indexes, runs
 ``ANALYZE``, switches to rollback-journal mode and renames the file over the target. The
@@ -27,6 +29,7 @@ import sqlite_utils
 from .schema import BUILD_INFO_TABLE, EVENTS_VIEW_SQL, TABLES, TableSchema
 
 BATCH_ROWS = 1_000_000  # rows handed to SQLite at a time (and between progress reports)
+PAGE_SIZE = 16384  # for new files; measured ~8% faster to fill and index than SQLite's 4096 here
 CACHE_SIZE = -2000  # SQLite's default page cache (2 MB): larger caches and in-memory sorting are slower here, their fresh memory costs more in page faults than it saves
 
 
@@ -107,6 +110,7 @@ def append_table(
     with adbc_sqlite.connect(os.fspath(path), autocommit=True) as conn:
         cursor = conn.cursor()
         try:
+            cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")  # no effect on a file that has tables
             cursor.execute("PRAGMA journal_mode=OFF")
             cursor.execute("PRAGMA synchronous=OFF")
             cursor.execute(schema.create_sql())
@@ -125,19 +129,51 @@ def append_table(
     return written
 
 
-def extend_copy(
-    base: str | os.PathLike,
+def build_core(
+    bases: list[str | os.PathLike],
+    copied: dict[str, str | os.PathLike],
+    written: list[tuple[TableSchema, pa.Table | Iterable[pa.Table]]],
     path: str | os.PathLike,
-    tables: list[tuple[TableSchema, Iterable[pa.Table]]],
     progress: Callable[[str], None] | None = None,
 ) -> None:
-    """A copy of the SQLite file ``base`` at ``path``, with each ``(schema, rows)`` of ``tables``
-    added to it, indexes included (see :func:`append_table`)."""
+    """The core database at ``path``: a copy of the SQLite file ``bases[0]`` with the same
+    single table of the other ``bases`` appended and that table's indexes built; then each
+    table of ``copied`` (name: the SQLite file holding it) copied in, and each
+    ``(schema, rows)`` of ``written`` added (see :func:`append_table`). Copies are
+    ``INSERT … SELECT``: SQLite's C speed."""
     say = progress or (lambda message: None)
-    shutil.copyfile(base, path)
-    for schema, rows in tables:
+    say("copying the first base file")
+    shutil.copyfile(bases[0], path)
+    conn = _fast_connection(path)
+    try:
+        (name,) = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for number, base in enumerate(bases[1:], start=2):
+            say(f"copying {name} part {number} of {len(bases)}")
+            _copy_table(conn, name, base, create=False)
+        for sql in TABLES[name].index_sql():
+            say(f"indexing {name}")
+            conn.execute(sql)
+        for table, source in copied.items():
+            say(f"copying {table}")
+            _copy_table(conn, table, source)
+    finally:
+        conn.close()
+    for schema, rows in written:
         say(f"writing {schema.name}")
         append_table(path, rows, schema, with_indexes=True)
+
+
+def _copy_table(conn: sqlite3.Connection, name: str, source: str | os.PathLike, create: bool = True) -> None:
+    """Append table ``name`` of the SQLite file ``source`` to the same table of ``conn``'s main database."""
+    conn.execute("ATTACH DATABASE ? AS part", (os.fspath(source),))
+    try:
+        conn.execute("BEGIN")
+        if create:
+            conn.execute(TABLES[name].create_sql())
+        conn.execute(f"INSERT INTO main.[{name}] SELECT * FROM part.[{name}]")
+        conn.execute("COMMIT")
+    finally:
+        conn.execute("DETACH DATABASE part")
 
 
 def _fsync(path: Path) -> None:
@@ -186,13 +222,7 @@ def publish_database(
         for name, files in parts.items():
             for index, part in enumerate(files):
                 say(f"copying {name} part {index + 1} of {len(files)}")
-                conn.execute("ATTACH DATABASE ? AS part", (os.fspath(part),))
-                conn.execute("BEGIN")
-                if index == 0:
-                    conn.execute(TABLES[name].create_sql())
-                conn.execute(f"INSERT INTO main.[{name}] SELECT * FROM part.[{name}]")
-                conn.execute("COMMIT")
-                conn.execute("DETACH DATABASE part")
+                _copy_table(conn, name, part, create=index == 0)
         conn.execute("BEGIN")
         for schema in TABLES.values():
             for sql in schema.index_sql():

@@ -68,6 +68,7 @@ class LoadItemPropertyFile(RetailTask):
     rows of the point-in-time properties, rejected lines, line counts. Files load side by side."""
 
     path = luigi.Parameter()
+    priority = CRITICAL_PATH + 10  # the longest loads: before events.csv and the category tree
 
     def requires(self):
         return {"file": InputFile(path=self.path), "ranges": ItemRanges()}

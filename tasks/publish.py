@@ -8,18 +8,18 @@ import os
 import luigi
 
 from retail_pipeline import schema
-from retail_pipeline.sqlite_out import extend_copy, publish_database, read_build_info, table_counts, write_table
+from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, table_counts, write_table
 from retail_pipeline.stages import merge_item_properties, remove_stale_temporaries, table_summary
 
 from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
 from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, property_files
-from .transform import DailyFunnel, DataQuality, EnrichEvents, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
+from .transform import DailyFunnel, DataQuality, EnrichEventsShard, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
 from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 
 
-# The big tables, written straight into the core file by the tasks that produce them.
+# The big tables, written by their own tasks and brought together in the core file.
 CORE_TABLES = ("item_properties", "events_enriched", "sessions")
 SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES)
 
@@ -61,7 +61,7 @@ class WriteTablePart(RetailTask):
 
 class WriteItemProperties(RetailTask):
     """item_properties, range by range (each merged from the property files' latest values
-    for it), into a new SQLite file: the start of the core of the database."""
+    for it), into a new SQLite file, in key order."""
 
     priority = CRITICAL_PATH
 
@@ -87,25 +87,26 @@ class WriteItemProperties(RetailTask):
 
 
 class BuildCoreDatabase(RetailTask):
-    """The core of the database: a copy of the item_properties file with events_enriched
-    (indexed) and sessions added. Publishing takes this file over."""
+    """The core of the database: the enriched shards' SQLite files joined into one (a copy of
+    the first, the others copied in) and indexed, then item_properties copied in (in key order)
+    and sessions added. Publishing takes this file over."""
 
     priority = CRITICAL_PATH
 
     def requires(self):
-        return {"item_properties": WriteItemProperties(), "events": EnrichEvents(), "sessions": Sessions()}
+        return {"events": [EnrichEventsShard(shard=k) for k in range(retail().shards)],
+                "item_properties": WriteItemProperties(), "sessions": Sessions()}
 
     def output(self):
         return self.work_target("core", "sqlite")
 
     def run(self):
         inputs = self.input()
-        shards = inputs["events"]
-        tables = [(schema.TABLES["events_enriched"], (load_table(shard) for shard in shards)),
-                  (schema.TABLES["sessions"], (load_table(inputs["sessions"]) for _ in (1,)))]
-        self.step(0, 1, "copying item_properties")
-        write_outputs([(self.output(), lambda path: extend_copy(
-            inputs["item_properties"].path, path, tables, progress=self.set_status_message))])
+        shards = [shard["sqlite"].path for shard in inputs["events"]]
+        self.step(0, 1, "joining the events_enriched shards, then item_properties and sessions")
+        write_outputs([(self.output(), lambda path: build_core(
+            shards, {"item_properties": inputs["item_properties"].path},
+            [(schema.TABLES["sessions"], load_table(inputs["sessions"]))], path, progress=self.set_status_message))])
         self.step(1, 1, "core written")
 
 

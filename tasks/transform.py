@@ -5,17 +5,19 @@ from __future__ import annotations
 import luigi
 import pyarrow as pa
 
-from retail_pipeline import aggregates, stages
+from retail_pipeline import aggregates, schema, stages
 from retail_pipeline.enrich import enrich_events
+from retail_pipeline.sqlite_out import write_table
 
-from .base import TABLE_SUFFIX, CRITICAL_PATH, RetailTask, load_json, load_table, save_table
+from .base import TABLE_SUFFIX, CRITICAL_PATH, RetailTask, load_json, load_table, save_table, table_writer, write_outputs
 from .config import retail
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, PropertySnapshots
 
 
 class EnrichEventsShard(RetailTask):
     """events_enriched for one visitor shard: per-visitor columns, sessions, point-in-time
-    item attributes, categories. Shards need nothing from each other and run side by side."""
+    item attributes, categories; as a table (for the aggregates) and as a SQLite file (for the
+    database). Shards need nothing from each other and run side by side."""
 
     shard = luigi.IntParameter()
     priority = CRITICAL_PATH
@@ -24,7 +26,8 @@ class EnrichEventsShard(RetailTask):
         return {"events": LoadEvents(), "snapshots": PropertySnapshots(), "categories": LoadCategoryTree()}
 
     def output(self):
-        return self.work_target(f"events_enriched-{self.shard}", TABLE_SUFFIX)
+        return {"table": self.work_target(f"events_enriched-{self.shard}", TABLE_SUFFIX),
+                "sqlite": self.work_target(f"events_enriched-{self.shard}", "sqlite")}
 
     def run(self):
         inputs = self.input()
@@ -35,7 +38,9 @@ class EnrichEventsShard(RetailTask):
         self.step(1, 3, f"{shard}: enriching {events.num_rows:,} events")
         enriched = enrich_events(events, snapshots, load_table(inputs["categories"]["tree"]))
         self.step(2, 3, f"{shard}: writing {enriched.num_rows:,} enriched events")
-        save_table(self.output(), enriched)
+        out = self.output()
+        write_outputs([(out["table"], table_writer(enriched)), (out["sqlite"], lambda path: write_table(
+            enriched, schema.TABLES["events_enriched"], path))])
         self.step(3, 3, f"{shard}: done")
 
 
@@ -46,7 +51,7 @@ class EnrichEvents(RetailTask):
         return [EnrichEventsShard(shard=k) for k in range(retail().shards)]
 
     def output(self):
-        return [shard.output() for shard in self.requires()]
+        return [shard.output()["table"] for shard in self.requires()]
 
     def run(self):
         """Nothing to do: complete once every shard is."""
