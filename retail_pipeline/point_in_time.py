@@ -22,15 +22,26 @@ def snapshot_in_effect(
     snap_item, snap_time = np.asarray(snap_item, np.int64), np.asarray(snap_time, np.int64)
     if len(snap_item) == 0 or len(event_item) == 0:
         return np.full(len(event_item), -1, dtype=np.int64)
-    items = np.unique(snap_item)
+    in_order = bool(np.all((snap_item[1:] > snap_item[:-1])
+                           | ((snap_item[1:] == snap_item[:-1]) & (snap_time[1:] > snap_time[:-1]))))
+    if in_order:  # as the snapshots table is stored: by (item, time); no sort or hashing needed
+        firsts = np.flatnonzero(np.concatenate(([True], snap_item[1:] != snap_item[:-1])))
+        items = snap_item[firsts]
+    else:
+        items = np.unique(snap_item)
     low = min(int(event_time.min()), int(snap_time.min()))
     span = max(int(event_time.max()), int(snap_time.max())) - low + 1
     if span * len(items) >= 1 << 62:
         return _snapshot_in_effect_asof(event_item, event_time, snap_item, snap_time)
-    snap_code = np.searchsorted(items, snap_item)
+    if in_order:
+        snap_code = np.repeat(np.arange(len(items), dtype=np.int64), np.diff(np.append(firsts, len(snap_item))))
+        order = np.arange(len(snap_item), dtype=np.int64)
+    else:
+        snap_code = np.searchsorted(items, snap_item)
     snap_key = snap_code * span + (snap_time - low)
-    order = np.argsort(snap_key, kind="stable")
-    snap_key = snap_key[order]
+    if not in_order:
+        order = np.argsort(snap_key, kind="stable")
+        snap_key = snap_key[order]
     first_of_item = np.searchsorted(snap_key, np.arange(len(items), dtype=np.int64) * span)
     where = np.minimum(np.searchsorted(items, event_item), len(items) - 1)
     known = items[where] == event_item

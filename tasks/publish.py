@@ -20,7 +20,7 @@ from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 
 
 # The big tables, written by their own tasks and brought together in the core file.
-CORE_TABLES = ("item_properties", "events_enriched", "sessions")
+CORE_TABLES = ("item_properties", "events_enriched")
 SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES)
 
 
@@ -31,6 +31,7 @@ def _source(table: str):
         "event_type_counts": (EventTypeCounts(), None),
         "hourly_trend": (HourlyTrend(), None),
         "daily_funnel": (DailyFunnel(), None),
+        "sessions": (Sessions(), None),
         "rejected_rows": (RejectedRows(), None),
         "data_quality": (DataQuality(), None),
         "overview": (Overview(), None),
@@ -41,9 +42,14 @@ def _source(table: str):
 
 
 class WriteTablePart(RetailTask):
-    """A small published table written to its own SQLite file, copied in when publishing."""
+    """A published table other than the core's written to its own SQLite file, copied in when
+    publishing."""
 
     table = luigi.ChoiceParameter(choices=list(SMALL_TABLES))
+
+    @property
+    def priority(self):
+        return CRITICAL_PATH if self.table == "sessions" else 0
 
     def requires(self):
         return _source(self.table)[0]
@@ -87,15 +93,14 @@ class WriteItemProperties(RetailTask):
 
 
 class BuildCoreDatabase(RetailTask):
-    """The core of the database: the enriched shards' SQLite files joined into one (a copy of
-    the first, the others copied in) and indexed, then item_properties copied in (in key order)
-    and sessions added. Publishing takes this file over."""
+    """The core of the database: a copy of the item_properties file with the enriched shards'
+    SQLite files copied in and indexed. Publishing takes this file over."""
 
     priority = CRITICAL_PATH
 
     def requires(self):
         return {"events": [EnrichEventsShard(shard=k) for k in range(retail().shards)],
-                "item_properties": WriteItemProperties(), "sessions": Sessions()}
+                "item_properties": WriteItemProperties()}
 
     def output(self):
         return self.work_target("core", "sqlite")
@@ -103,10 +108,9 @@ class BuildCoreDatabase(RetailTask):
     def run(self):
         inputs = self.input()
         shards = [shard["sqlite"].path for shard in inputs["events"]]
-        self.step(0, 1, "joining the events_enriched shards, then item_properties and sessions")
+        self.step(0, 1, "copying item_properties, then joining and indexing the events_enriched shards")
         write_outputs([(self.output(), lambda path: build_core(
-            shards, {"item_properties": inputs["item_properties"].path},
-            [(schema.TABLES["sessions"], load_table(inputs["sessions"]))], path, progress=self.set_status_message))])
+            inputs["item_properties"].path, {"events_enriched": shards}, path, progress=self.set_status_message))])
         self.step(1, 1, "core written")
 
 

@@ -103,7 +103,9 @@ class Sessions(_FromEnriched):
             self.step(k, len(shards) + 1, f"sessions of shard {k + 1} of {len(shards)}")
             parts.append(aggregates.sessions(load_table(shard, columns=self.columns)))
         self.step(len(shards), len(shards) + 1, "writing sessions")
-        save_table(self.output(), pa.concat_tables(parts))
+        # in key order: SQLite then appends to its primary key instead of inserting all over it
+        save_table(self.output(), pa.concat_tables(parts).sort_by([("visitorid", "ascending"),
+                                                                   ("session_id", "ascending")]))
         self.step(1, 1, "done")
 
 

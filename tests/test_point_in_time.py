@@ -47,6 +47,14 @@ def test_snapshot_in_effect_matches_the_definition(case):
     check(*case)
 
 
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_snapshots_stored_in_item_time_order_give_the_same_answer(case):
+    """The snapshots table is stored sorted by (item, time): the search then skips its sort."""
+    events, snaps = case
+    check(events, sorted(snaps))
+
+
 @settings(max_examples=100, deadline=None)
 @given(cases(st.sampled_from([-(1 << 62), -1, 0, 1, 1 << 40, (1 << 62) + 5])))
 def test_times_too_far_apart_to_pack_give_the_same_answer(case):
