@@ -90,7 +90,7 @@ def merge_item_properties(latest_per_file: list[pa.Table]) -> pa.Table:
     """``item_properties`` from the files' own latest values, given in file-name order."""
     renamed = [t.rename_columns(["timestamp" if c == "timestamp_ms" else c for c in t.column_names])
                for t in latest_per_file]
-    return latest_item_properties(concat_in_input_order(renamed))
+    return latest_item_properties(concat_in_input_order(renamed), sorted_runs=True)
 
 
 def item_property_snapshots(point_in_time_per_file: list[pa.Table]) -> pa.Table:

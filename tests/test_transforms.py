@@ -210,6 +210,25 @@ def test_latest_value_per_item_property(rows):
 
 
 @settings(max_examples=200, deadline=None)
+@given(files=st.lists(snapshot_rows, min_size=1, max_size=3), boundaries=st.lists(st.integers(0, 5), max_size=3))
+def test_property_files_reduced_apart_and_merged_by_item_range_give_the_latest_of_all(files, boundaries):
+    """What the pipeline does with several property files: each file's own latest values, cut
+    into item ranges, merged range by range (files in name order), then the ranges in order."""
+    from retail_pipeline.sharding import range_slices
+    from retail_pipeline.stages import merge_item_properties
+
+    boundaries = sorted(boundaries)
+    per_file = []
+    for rows in files:
+        latest = latest_item_properties(properties_table(rows))
+        per_file.append([latest.slice(a, b - a) for a, b in range_slices(latest.column("itemid").to_numpy(), boundaries)])
+    merged = [r for k in range(len(boundaries) + 1)
+              for r in merge_item_properties([parts[k] for parts in per_file]).to_pylist()]
+    everything = latest_item_properties(properties_table([row for rows in files for row in rows])).to_pylist()
+    assert merged == everything
+
+
+@settings(max_examples=200, deadline=None)
 @given(snaps=snapshot_rows, rows=event_rows)
 def test_point_in_time_attributes(snaps, rows):
     snapshots = point_in_time_snapshots(properties_table(snaps))
