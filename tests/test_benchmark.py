@@ -21,28 +21,30 @@ def _module():
     return module
 
 
-def test_parse_timings_and_write_task_lookup():
+def test_parse_timings_starts_and_write_task_lookup():
     bench = _module()
     stderr = "\n".join([
         "INFO: something else",
+        "STARTED LoadEvents__99914b932b 1000.25",
         "TIMING LoadEvents__99914b932b 1.50s",
-        "TIMING WriteTablePart_events_enriched_d52f8259fb 3.25s",
+        "STARTED WriteItemProperties__99914b932b 1001.75",
+        "TIMING WriteItemProperties__99914b932b 3.25s",
         "TIMING WriteTablePart_hour_of_day_prof_ca466d665c 0.10s",
         "TIMING RunAll__99914b932b 0.00s",
-        "TIMING WriteTablePart_0_item_properties_aaaaaaaaaa 2.00s",
-        "TIMING WriteTablePart_1_item_properties_bbbbbbbbbb 1.00s",
+        "TIMING WriteTablePart_sessions_aaaaaaaaaa 2.00s",
+        "TIMING BuildCoreDatabase__bbbbbbbbbb 1.00s",
     ])
     timings = bench.parse_timings(stderr)
-    assert list(timings) == ["WriteTablePart_events_enriched_d52f8259fb", "WriteTablePart_0_item_properties_aaaaaaaaaa",
-                             "LoadEvents__99914b932b", "WriteTablePart_1_item_properties_bbbbbbbbbb",
+    assert list(timings) == ["WriteItemProperties__99914b932b", "WriteTablePart_sessions_aaaaaaaaaa",
+                             "LoadEvents__99914b932b", "BuildCoreDatabase__bbbbbbbbbb",
                              "WriteTablePart_hour_of_day_prof_ca466d665c", "RunAll__99914b932b"]
     assert timings["LoadEvents__99914b932b"] == 1.5
-    assert bench.write_tasks(timings, "events_enriched") == {"WriteTablePart_events_enriched_d52f8259fb": 3.25}
+    assert bench.parse_starts(stderr) == {"LoadEvents__99914b932b": 0.0, "WriteItemProperties__99914b932b": 1.5}
+    assert bench.write_tasks(timings, "item_properties") == {"WriteItemProperties__99914b932b": 3.25}
+    assert bench.write_tasks(timings, "events_enriched") == {"BuildCoreDatabase__bbbbbbbbbb": 1.0}
     assert list(bench.write_tasks(timings, "hour_of_day_profile").values()) == [0.1]
-    assert bench.write_tasks(timings, "sessions") == {}
-    properties = bench.sqlite_write(6000, bench.write_tasks(timings, "item_properties"))
-    assert (properties["parts"], properties["seconds"], properties["slowest_part_s"], properties["rows_per_s"]) == (
-        2, 3.0, 2.0, 2000)
+    sessions = bench.sqlite_write(6000, bench.write_tasks(timings, "sessions"))
+    assert (sessions["parts"], sessions["seconds"], sessions["rows_per_s"]) == (1, 2.0, 3000)
     assert bench.sqlite_write(10, {})["rows_per_s"] is None
 
 
