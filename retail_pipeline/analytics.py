@@ -54,6 +54,11 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(uniques)
 
 
+def _members(values: np.ndarray) -> np.ndarray:
+    """Dense codes 0..k-1 in no particular order: enough to count distinct values (no sort)."""
+    return pd.factorize(values, sort=False)[0].astype(np.int64)
+
+
 def _count(groups: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
     counts = np.bincount(groups, weights=weights, minlength=size)
     return np.rint(counts).astype(np.int64) if weights is not None else counts.astype(np.int64)
@@ -114,7 +119,7 @@ def overview(enriched: pa.Table) -> pa.Table:
     if len(time) == 0:
         return OVERVIEW_SCHEMA.empty_table()
     codes = event_codes(enriched)
-    visitor, _ = _codes(enriched.column("visitorid").to_numpy())
+    visitor = _members(enriched.column("visitorid").to_numpy())
     session = enriched.column("session_id").to_numpy().astype(np.int64)
     visitor_session = visitor * (int(session.max()) + 1) + session
     category, has_category = _int_column(enriched, "categoryid")
@@ -177,7 +182,7 @@ def item_stats(enriched: pa.Table) -> pa.Table:
     item, items = _codes(enriched.column("itemid").to_numpy())
     n = len(items)
     codes = event_codes(enriched)
-    visitor, _ = _codes(enriched.column("visitorid").to_numpy())
+    visitor = _members(enriched.column("visitorid").to_numpy())
     time = enriched.column("timestamp_ms").to_numpy()
     purchased = _purchased_views(enriched)
 
@@ -267,8 +272,8 @@ def category_stats(enriched: pa.Table, tree: pa.Table) -> pa.Table:
     events = has_category
     cat = np.searchsorted(universe, event_category[events])
     codes = event_codes(enriched)[events]
-    visitor, _ = _codes(enriched.column("visitorid").to_numpy()[events])
-    item, _ = _codes(enriched.column("itemid").to_numpy()[events])
+    visitor = _members(enriched.column("visitorid").to_numpy()[events])
+    item = _members(enriched.column("itemid").to_numpy()[events])
     purchased = _purchased_views(enriched)[events]
 
     def subtree_sum(direct: np.ndarray) -> np.ndarray:
@@ -328,7 +333,7 @@ def hour_of_day_profile(enriched: pa.Table) -> pa.Table:
     time = enriched.column("timestamp_ms").to_numpy()
     hour = (hour_index(time) % 24).astype(np.int64)
     codes = event_codes(enriched)
-    visitor, _ = _codes(enriched.column("visitorid").to_numpy())
+    visitor = _members(enriched.column("visitorid").to_numpy())
     purchased = _purchased_views(enriched)
     days = int(day_index(time.max()) - day_index(time.min()) + 1) if len(time) else 0
     events = _count(hour, 24)

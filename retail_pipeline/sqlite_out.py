@@ -19,6 +19,7 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
+import errno
 import itertools
 from typing import Callable, Iterable
 
@@ -191,17 +192,23 @@ def publish_database(
     appended with ``INSERT … SELECT`` (SQLite's C speed). Missing indexes are then built.
     The database is assembled in a temporary file beside the target, which starts as a copy
     of ``base`` or, with ``take_base``, as ``base`` itself, moved (no copy of a gigabyte; the
-    caller gives up the file).
+    caller gives up the file), unless it is on another file system: then it is copied.
     """
     say = progress or (lambda message: None)
     database = Path(database)
     database.parent.mkdir(parents=True, exist_ok=True)
     temporary = database.with_name(f".{database.name}.building-{os.getpid()}")
     try:
+        taken = False
         if take_base:
             say("taking over the database built so far")
-            os.replace(base, temporary)
-        else:
+            try:
+                os.replace(base, temporary)
+                taken = True
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+        if not taken:  # asked to copy, or the work dir is on another file system than the database
             say("copying the database built so far")
             shutil.copyfile(base, temporary)
         conn = _fast_connection(temporary)
