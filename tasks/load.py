@@ -58,6 +58,7 @@ class ItemRanges(RetailTask):
 
     def run(self):
         paths = _paths(self.requires())
+        self.set_status_message(f"choosing {retail().shards} item ranges from the first lines of {len(paths)} files")
         stages.check_distinct_inputs(paths)
         boundaries = stages.item_range_boundaries(paths, retail().shards)
         write_outputs([(self.output(), json_writer({"boundaries": boundaries}))])
@@ -108,6 +109,7 @@ class LoadItemProperties(RetailTask):
 
     def run(self):
         parts = self.input()
+        self.set_status_message(f"collecting the rejected lines and line counts of {len(parts)} files")
         rejected = stages.rejected_rows([load_table(part["rejected"]) for part in parts])
         stats = {"files": {name: counts for part in parts for name, counts in load_json(part["stats"])["files"].items()}}
         out = self.output()

@@ -92,6 +92,19 @@ class WriteItemProperties(RetailTask):
         self.step(1, 1, "item_properties written")
 
 
+class CoreFile(luigi.LocalTarget):
+    """The core file, which publishing takes over: it counts as made while it exists, or once the
+    published database records that it was built from it (``_build_info.core``). Without the
+    second rule another run sharing the scheduler would see it vanish and wait to rebuild it."""
+
+    def __init__(self, path: str, fingerprint: str):
+        super().__init__(path)
+        self.fingerprint = fingerprint
+
+    def exists(self) -> bool:
+        return super().exists() or (read_build_info(retail().database) or {}).get("core") == self.fingerprint
+
+
 class BuildCoreDatabase(RetailTask):
     """The core of the database: a copy of the item_properties file with the enriched shards'
     SQLite files copied in and indexed. Publishing takes this file over."""
@@ -103,7 +116,7 @@ class BuildCoreDatabase(RetailTask):
                 "item_properties": WriteItemProperties()}
 
     def output(self):
-        return self.work_target("core", "sqlite")
+        return CoreFile(self.work_target("core", "sqlite").path, self.fingerprint())
 
     def run(self):
         inputs = self.input()
@@ -158,6 +171,8 @@ class PublishDatabase(RetailTask):
     def run(self):
         if self.complete():  # published by another run sharing the scheduler, which took the core
             return
+        if not os.path.exists(self.input()["core"].path):  # taken by a publish since replaced: make it again
+            BuildCoreDatabase().run()
         for path in remove_stale_temporaries(retail().work_dir, retail().database):
             print(f"Removed {path}, left by a run that did not finish", flush=True)
         self.step(0, 2, "assembling the database")
@@ -165,6 +180,7 @@ class PublishDatabase(RetailTask):
         parts = {name: [target.path] for name, target in inputs["parts"].items()}
         build_info = {
             "fingerprint": self.fingerprint(),
+            "core": BuildCoreDatabase().fingerprint(),
             "code_version": code_version(),
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "input_files": _input_files(self),

@@ -65,8 +65,8 @@ def assert_whole(work: Path) -> int:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
                 assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",), path
-                (table,) = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-                conn.execute(f"SELECT count(*) FROM [{table}]").fetchone()
+                for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                    conn.execute(f"SELECT count(*) FROM [{table}]").fetchone()
             finally:
                 conn.close()
         elif path.suffix == ".json":
