@@ -16,7 +16,7 @@ from .inputs import InputFile
 from .load import ItemRanges, LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
 from .publish import BuildCoreDatabase, PublishDatabase, RunAll, WriteItemProperties, WriteTablePart
 from .transform import (DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend,
-                        RejectedRows, Sessions)
+                        RejectedRows)
 from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 from . import summary
 
@@ -25,7 +25,7 @@ summary.install()
 __all__ = [
     "retail", "InputFile", "LoadEvents", "ItemRanges", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
     "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents",
-    "EventTypeCounts", "HourlyTrend", "Sessions", "DailyFunnel", "RejectedRows", "DataQuality",
+    "EventTypeCounts", "HourlyTrend", "DailyFunnel", "RejectedRows", "DataQuality",
     "WriteTablePart", "WriteItemProperties", "BuildCoreDatabase", "PublishDatabase", "RunAll",
     "Overview", "ItemStats", "CategoryStats", "HourOfDayProfile",
 ]

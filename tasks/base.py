@@ -45,7 +45,7 @@ def source_digest() -> str:
 
 # Scheduling priority of the longest chain (Luigi runs the runnable task of highest priority
 # first; a task's dependencies inherit its priority): property files -> item_properties and
-# snapshots -> enriched shards -> sessions -> the core database -> publishing. The many small
+# snapshots -> enriched shards (with their sessions) -> the core database -> publishing. The many small
 # aggregates fill the gaps.
 CRITICAL_PATH = 100
 

@@ -15,12 +15,12 @@ from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table,
 from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, property_files
-from .transform import DailyFunnel, DataQuality, EnrichEventsShard, EventTypeCounts, HourlyTrend, RejectedRows, Sessions
+from .transform import DailyFunnel, DataQuality, EnrichEventsShard, EventTypeCounts, HourlyTrend, RejectedRows
 from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
 
 
 # The big tables, written by their own tasks and brought together in the core file.
-CORE_TABLES = ("item_properties", "events_enriched")
+CORE_TABLES = ("item_properties", "events_enriched", "sessions")
 SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES)
 
 
@@ -31,7 +31,6 @@ def _source(table: str):
         "event_type_counts": (EventTypeCounts(), None),
         "hourly_trend": (HourlyTrend(), None),
         "daily_funnel": (DailyFunnel(), None),
-        "sessions": (Sessions(), None),
         "rejected_rows": (RejectedRows(), None),
         "data_quality": (DataQuality(), None),
         "overview": (Overview(), None),
@@ -42,14 +41,9 @@ def _source(table: str):
 
 
 class WriteTablePart(RetailTask):
-    """A published table other than the core's written to its own SQLite file, copied in when
-    publishing."""
+    """A small published table written to its own SQLite file, copied in when publishing."""
 
     table = luigi.ChoiceParameter(choices=list(SMALL_TABLES))
-
-    @property
-    def priority(self):
-        return CRITICAL_PATH if self.table == "sessions" else 0
 
     def requires(self):
         return _source(self.table)[0]
@@ -107,7 +101,8 @@ class CoreFile(luigi.LocalTarget):
 
 class BuildCoreDatabase(RetailTask):
     """The core of the database: a copy of the item_properties file with the enriched shards'
-    SQLite files copied in and indexed. Publishing takes this file over."""
+    SQLite files (events_enriched and sessions) copied in and indexed. Publishing takes this
+    file over."""
 
     priority = CRITICAL_PATH
 
@@ -121,9 +116,10 @@ class BuildCoreDatabase(RetailTask):
     def run(self):
         inputs = self.input()
         shards = [shard["sqlite"].path for shard in inputs["events"]]
-        self.step(0, 1, "copying item_properties, then joining and indexing the events_enriched shards")
+        self.step(0, 1, "copying item_properties, then joining and indexing the shards' events and sessions")
         write_outputs([(self.output(), lambda path: build_core(
-            inputs["item_properties"].path, {"events_enriched": shards}, path, progress=self.set_status_message))])
+            inputs["item_properties"].path, {"events_enriched": shards, "sessions": shards}, path,
+            progress=self.set_status_message))])
         self.step(1, 1, "core written")
 
 

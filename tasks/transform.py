@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from retail_pipeline import aggregates, schema, stages
 from retail_pipeline.enrich import enrich_events
-from retail_pipeline.sqlite_out import write_table
+from retail_pipeline.sqlite_out import append_table, write_table
 
 from .base import TABLE_SUFFIX, CRITICAL_PATH, RetailTask, load_json, load_table, save_table, table_writer, write_outputs
 from .config import retail
@@ -16,8 +16,9 @@ from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, PropertySnap
 
 class EnrichEventsShard(RetailTask):
     """events_enriched for one visitor shard: per-visitor columns, sessions, point-in-time
-    item attributes, categories; as a table (for the aggregates) and as a SQLite file (for the
-    database). Shards need nothing from each other and run side by side."""
+    item attributes, categories; as a table (for the aggregates) and, with the shard's rows of
+    the sessions table, as a SQLite file (for the database). Shards need nothing from each
+    other and run side by side."""
 
     shard = luigi.IntParameter()
     priority = CRITICAL_PATH
@@ -37,10 +38,15 @@ class EnrichEventsShard(RetailTask):
         snapshots = load_table(inputs["snapshots"])
         self.step(1, 3, f"{shard}: enriching {events.num_rows:,} events")
         enriched = enrich_events(events, snapshots, load_table(inputs["categories"]["tree"]))
-        self.step(2, 3, f"{shard}: writing {enriched.num_rows:,} enriched events")
+        self.step(2, 3, f"{shard}: sessions, and writing {enriched.num_rows:,} enriched events")
+        sessions = aggregates.sessions(enriched)  # a visitor's sessions are all in its shard
+
+        def write_sqlite(path):
+            write_table(enriched, schema.TABLES["events_enriched"], path)
+            append_table(path, sessions, schema.TABLES["sessions"])
+
         out = self.output()
-        write_outputs([(out["table"], table_writer(enriched)), (out["sqlite"], lambda path: write_table(
-            enriched, schema.TABLES["events_enriched"], path))])
+        write_outputs([(out["table"], table_writer(enriched)), (out["sqlite"], write_sqlite)])
         self.step(3, 3, f"{shard}: done")
 
 
@@ -88,25 +94,6 @@ class EventTypeCounts(_FromEnriched):
 
     def compute(self, enriched):
         return aggregates.event_type_counts(enriched)
-
-
-class Sessions(_FromEnriched):
-    table_name = "sessions"
-    priority = CRITICAL_PATH
-    columns = ["visitorid", "session_id", "timestamp_ms", "event", "source_line"]
-
-    def run(self):
-        """Shard by shard: each shard is already in visitor order."""
-        shards = self.input()
-        parts = []
-        for k, shard in enumerate(shards):
-            self.step(k, len(shards) + 1, f"sessions of shard {k + 1} of {len(shards)}")
-            parts.append(aggregates.sessions(load_table(shard, columns=self.columns)))
-        self.step(len(shards), len(shards) + 1, "writing sessions")
-        # in key order: SQLite then appends to its primary key instead of inserting all over it
-        save_table(self.output(), pa.concat_tables(parts).sort_by([("visitorid", "ascending"),
-                                                                   ("session_id", "ascending")]))
-        self.step(1, 1, "done")
 
 
 class DailyFunnel(_FromEnriched):
