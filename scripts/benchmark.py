@@ -266,7 +266,9 @@ WRITERS = {
                         "into a copy of the item_properties file, and indexing them"),
     "item_properties": ("WriteItemProperties",
                         "merging the property files' latest values range by range and writing them"),
-    "sessions": ("WriteTablePart_sessions", "writing the table from its Arrow file"),
+    "sessions": ("BuildCoreDatabase",
+                 "(the same task as events_enriched) copying the shards' session rows in, written inside each "
+                 "EnrichEventsShard"),
 }
 
 

@@ -31,11 +31,11 @@ def test_parse_timings_starts_and_write_task_lookup():
         "TIMING WriteItemProperties__99914b932b 3.25s",
         "TIMING WriteTablePart_hour_of_day_prof_ca466d665c 0.10s",
         "TIMING RunAll__99914b932b 0.00s",
-        "TIMING WriteTablePart_sessions_aaaaaaaaaa 2.00s",
+        "TIMING WriteTablePart_overview_aaaaaaaaaa 2.00s",
         "TIMING BuildCoreDatabase__bbbbbbbbbb 1.00s",
     ])
     timings = bench.parse_timings(stderr)
-    assert list(timings) == ["WriteItemProperties__99914b932b", "WriteTablePart_sessions_aaaaaaaaaa",
+    assert list(timings) == ["WriteItemProperties__99914b932b", "WriteTablePart_overview_aaaaaaaaaa",
                              "LoadEvents__99914b932b", "BuildCoreDatabase__bbbbbbbbbb",
                              "WriteTablePart_hour_of_day_prof_ca466d665c", "RunAll__99914b932b"]
     assert timings["LoadEvents__99914b932b"] == 1.5
@@ -43,8 +43,9 @@ def test_parse_timings_starts_and_write_task_lookup():
     assert bench.write_tasks(timings, "item_properties") == {"WriteItemProperties__99914b932b": 3.25}
     assert bench.write_tasks(timings, "events_enriched") == {"BuildCoreDatabase__bbbbbbbbbb": 1.0}
     assert list(bench.write_tasks(timings, "hour_of_day_profile").values()) == [0.1]
-    sessions = bench.sqlite_write(6000, bench.write_tasks(timings, "sessions"))
-    assert (sessions["parts"], sessions["seconds"], sessions["rows_per_s"]) == (1, 2.0, 3000)
+    assert bench.write_tasks(timings, "sessions") == {"BuildCoreDatabase__bbbbbbbbbb": 1.0}
+    overview = bench.sqlite_write(6000, bench.write_tasks(timings, "overview"))
+    assert (overview["parts"], overview["seconds"], overview["rows_per_s"]) == (1, 2.0, 3000)
     assert bench.sqlite_write(10, {})["rows_per_s"] is None
 
 
