@@ -48,7 +48,7 @@ _FILE_KINDS = [
 
 class LineChunk:
     """Consecutive lines of a file, line ``first_line`` first: their bytes back to back
-    (``data``, each line ending with ``\n``) and, split only when asked for, ``lines``
+    (``data``, each line ending with ``\\n``) and, split only when asked for, ``lines``
     (``lines[k]`` is line ``first_line + k``)."""
 
     def __init__(self, first_line: int, data: pa.Buffer, lines: pa.LargeBinaryArray | None = None):
@@ -171,7 +171,7 @@ _SCAN_STEP = 1 << 20  # bytes compared at a time when looking for newlines
 
 
 def _newlines(data: np.ndarray) -> np.ndarray:
-    """Positions of every ``\n`` in ``data``, scanned a step at a time, so that no temporary is
+    """Positions of every ``\\n`` in ``data``, scanned a step at a time, so that no temporary is
     as big as a chunk made big by one enormous line."""
     if len(data) <= _SCAN_STEP:
         return np.flatnonzero(data == 10)
@@ -185,7 +185,7 @@ def count_byte(data: np.ndarray, byte: int) -> int:
 
 
 def _find_newline(data: np.ndarray, start: int, step: int = _SCAN_STEP) -> int:
-    """Index of the first ``\n`` at or after ``start``, or -1."""
+    """Index of the first ``\\n`` at or after ``start``, or -1."""
     while start < len(data):
         hits = np.flatnonzero(data[start: start + step] == 10)
         if len(hits):
@@ -195,7 +195,7 @@ def _find_newline(data: np.ndarray, start: int, step: int = _SCAN_STEP) -> int:
 
 
 def _find_last_newline(data: np.ndarray, start: int, end: int, step: int = 1 << 16) -> int:
-    """Index of the last ``\n`` in ``data[start:end]``, or -1; scanned backwards a step at a time."""
+    """Index of the last ``\\n`` in ``data[start:end]``, or -1; scanned backwards a step at a time."""
     while end > start:
         low = max(start, end - step)
         hits = np.flatnonzero(data[low:end] == 10)
@@ -226,7 +226,7 @@ def _mapped_chunks(mapped: pa.Buffer, data: np.ndarray, start: int, chunk_bytes:
 
 
 def _lines_array_from(buffer: pa.Buffer, data: np.ndarray) -> pa.LargeBinaryArray:
-    """Lines of a buffer that ends with ``\n``, as an array viewing that buffer."""
+    """Lines of a buffer that ends with ``\\n``, as an array viewing that buffer."""
     ends = _newlines(data) + 1
     offsets = np.empty(len(ends) + 1, dtype=np.int64)
     offsets[0] = 0

@@ -266,9 +266,9 @@ def _parse_well_formed_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk | 
     only if it provably reads every line as the rules do: as many rows as lines, valid UTF-8,
     required fields present, known event types, and the byte count adds up exactly. Each
     integer's plain decimal is never longer than its text, so an exact total means each was
-    written plainly (no sign, zero fraction or leading zero for the careful path to handle) and
-    no ``\r`` sat anywhere but before a ``\n``. Lines longer than ``MAX_LINE_BYTES`` also go
-    the careful way. On any doubt the chunk goes through :func:`parse_chunk`'s careful path.
+    written plainly (no ``+``, zero fraction or leading zero for the careful path to handle) and
+    no ``\\r`` sat anywhere but before a ``\\n``. Lines longer than ``MAX_LINE_BYTES`` also go
+    the careful way. On any doubt the chunk goes through :func:`parse_chunk_by_line`.
     """
     data = chunk.data
     if chunk.count == 0:
