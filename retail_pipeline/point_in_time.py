@@ -43,13 +43,17 @@ def snapshot_in_effect(
         order = np.argsort(snap_key, kind="stable")
         snap_key = snap_key[order]
     first_of_item = np.searchsorted(snap_key, np.arange(len(items), dtype=np.int64) * span)
-    where = np.minimum(np.searchsorted(items, event_item), len(items) - 1)
-    known = items[where] == event_item
+    # the events searched in (item, time) order: binary searches for ascending needles each start
+    # where the previous one ended, several times faster than in random order
+    by_item_time = np.lexsort((event_time, event_item))
+    sorted_item, sorted_time = event_item[by_item_time], event_time[by_item_time]
+    where = np.minimum(np.searchsorted(items, sorted_item), len(items) - 1)
+    known = items[where] == sorted_item
     code = where[known]
-    latest = np.searchsorted(snap_key, code * span + (event_time[known] - low), side="right") - 1
+    latest = np.searchsorted(snap_key, code * span + (sorted_time[known] - low), side="right") - 1
     # before the item's first snapshot, ``latest`` points into the previous item: take its first
     result = np.full(len(event_item), -1, dtype=np.int64)
-    result[known] = order[np.maximum(latest, first_of_item[code])]
+    result[by_item_time[known]] = order[np.maximum(latest, first_of_item[code])]
     return result
 
 

@@ -7,7 +7,6 @@ line order), so "last in input order" is simply "largest row index".
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 

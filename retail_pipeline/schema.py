@@ -6,7 +6,7 @@ batch) would make a mostly-NULL column like ``transactionid`` TEXT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

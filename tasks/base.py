@@ -20,7 +20,7 @@ import luigi
 from luigi.task import flatten
 
 from retail_pipeline import storage
-from retail_pipeline.storage import TABLE_SUFFIX
+from retail_pipeline.storage import TABLE_SUFFIX  # noqa: F401 - the task modules take it from here
 
 from .config import retail
 

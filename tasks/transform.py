@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import luigi
-import pyarrow as pa
 
 from retail_pipeline import aggregates, schema, stages
 from retail_pipeline.enrich import enrich_events
@@ -43,7 +44,8 @@ class EnrichEventsShard(RetailTask):
 
         def write_sqlite(path):
             write_table(enriched, schema.TABLES["events_enriched"], path)
-            append_table(path, sessions, schema.TABLES["sessions"])
+            # no primary key in this part file (it only feeds the core's table, which has one)
+            append_table(path, sessions, dataclasses.replace(schema.TABLES["sessions"], primary_key=()))
 
         out = self.output()
         write_outputs([(out["table"], table_writer(enriched)), (out["sqlite"], write_sqlite)])
