@@ -31,10 +31,12 @@ def _one_input(paths: tuple[str, ...]) -> str:
     return path
 
 
-def load_events(paths: tuple[str, ...], shards: int = 1, progress=None) -> tuple[list[pa.Table], pa.Table, dict]:
+def load_events(
+    paths: tuple[str, ...], shards: int = 1, progress=None, threads: int = 2
+) -> tuple[list[pa.Table], pa.Table, dict]:
     """Clean events (de-duplicated, loader schema) split into visitor shards, their
-    rejections, and counts."""
-    loaded = load_file(EVENTS, _one_input(paths), progress=progress)
+    rejections, and counts. ``threads``: parsing threads (see :func:`load.load_file`)."""
+    loaded = load_file(EVENTS, _one_input(paths), progress=progress, threads=threads)
     events, dropped = drop_duplicate_events(loaded.rows)
     stats = {
         "files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}},
@@ -69,7 +71,7 @@ def item_range_boundaries(paths: tuple[str, ...], parts: int) -> list[int]:
 
 
 def load_item_property_file(
-    path: str, boundaries: list[int], progress=None
+    path: str, boundaries: list[int], progress=None, threads: int = 2
 ) -> tuple[list[pa.Table], pa.Table, pa.Table, dict]:
     """One property file, reduced: its latest value per (itemid, property) cut into the item
     ranges of ``boundaries``, its rows of the point-in-time properties (in line order), its
@@ -78,7 +80,7 @@ def load_item_property_file(
     Reducing each file on its own lets the files be read side by side; the latest over all
     files is the latest over each file's latest (:func:`merge_item_properties`), range by range.
     """
-    loaded = load_file(ITEM_PROPERTIES, path, progress=progress)
+    loaded = load_file(ITEM_PROPERTIES, path, progress=progress, threads=threads)
     rows = loaded.rows.drop_columns(["line"])
     stats = {"files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}}}
     latest = latest_item_properties(rows)
