@@ -2,9 +2,10 @@
 
 Rows go into SQLite through the ADBC driver (Arrow arrays bound in C). The big tables are
 written to their own files, side by side: item_properties as soon as the property files are
-read, each shard of events_enriched as it is enriched. The "core" file joins them: a copy of
-the item_properties file (the biggest: a file copy is far cheaper than re-inserting 11.7 M
-rows) with the events shards copied in (``INSERT … SELECT``, SQLite's C speed) and indexed.
+read, each shard of events_enriched (with its visitors' sessions) as it is enriched. The
+"core" file joins them: a copy of the item_properties file (the biggest: a file copy is far
+cheaper than re-inserting 11.7 M rows) with the shards' events and sessions copied in
+(``INSERT … SELECT``, SQLite's C speed) and the events indexed.
 Every other table is written to its own file. Publishing then assembles
 the database in a temporary file beside the target: it takes the core over, copies the small
 tables in with ``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds their indexes, runs
@@ -88,26 +89,20 @@ def append_table(
     """
     if isinstance(tables, pa.Table):
         tables = [tables]
-    arrow_schema = None
+    ready = (pa.Table.from_arrays([_sqlite_ready(table.column(name), declared) for name, declared in schema.columns],
+                                  names=list(schema.column_names)) for table in tables)
+    first = next(ready, None)
     written = 0
 
     def batches():
         nonlocal written
-        for table in tables:
-            columns = [_sqlite_ready(table.column(name), declared) for name, declared in schema.columns]
-            rows = pa.Table.from_arrays(columns, schema=arrow_schema)
-            for batch in rows.to_batches(max_chunksize=BATCH_ROWS):
+        for table in itertools.chain([first], ready):
+            for batch in table.cast(first.schema).to_batches(max_chunksize=BATCH_ROWS):
                 yield batch
                 written += batch.num_rows
                 if progress is not None:
                     progress(written)
 
-    tables = iter(tables)
-    first = next(tables, None)
-    if first is not None:
-        columns = [_sqlite_ready(first.column(name), declared) for name, declared in schema.columns]
-        arrow_schema = pa.Table.from_arrays(columns, names=list(schema.column_names)).schema
-        tables = itertools.chain([first], tables)
     with adbc_sqlite.connect(os.fspath(path), autocommit=True) as conn:
         cursor = conn.cursor()
         try:
@@ -116,7 +111,7 @@ def append_table(
             cursor.execute("PRAGMA synchronous=OFF")
             cursor.execute(schema.create_sql())
             if first is not None:
-                cursor.adbc_ingest(schema.name, pa.RecordBatchReader.from_batches(arrow_schema, batches()),
+                cursor.adbc_ingest(schema.name, pa.RecordBatchReader.from_batches(first.schema, batches()),
                                    mode="append")
         finally:
             cursor.close()
