@@ -59,15 +59,26 @@ class LineChunk:
 
     @classmethod
     def of_lines(cls, first_line: int, lines: pa.LargeBinaryArray) -> "LineChunk":
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
-        data = lines.buffers()[2][int(offsets[0]): int(offsets[-1])] if len(lines) else pa.py_buffer(b"")
-        return cls(first_line, data, lines)
+        return cls(first_line, lines_bytes(lines), lines)
 
     @property
     def lines(self) -> pa.LargeBinaryArray:
         if self._lines is None:
             self._lines = _lines_array_from(self.data, _bytes(self.data))
         return self._lines
+
+
+def line_offsets(lines: pa.LargeBinaryArray) -> np.ndarray:
+    """Where each line of ``lines`` starts, and where the last ends, in its data buffer."""
+    return np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
+
+
+def lines_bytes(lines: pa.LargeBinaryArray) -> pa.Buffer:
+    """The bytes of all the lines of ``lines``, which are stored back to back (no copy)."""
+    if len(lines) == 0:
+        return pa.py_buffer(b"")
+    offsets = line_offsets(lines)
+    return lines.buffers()[2][int(offsets[0]): int(offsets[-1])]
 
 
 def _bytes(buffer: pa.Buffer) -> np.ndarray:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .records import INT_PATTERN
-from .sorting import dense_codes, radix_argsort
+from .sorting import dense_codes, radix_argsort, rank_codes
 
 POINT_IN_TIME_PROPERTIES = ("categoryid", "available")
 
@@ -69,7 +69,7 @@ def latest_item_properties(rows: pa.Table, *, sorted_runs: bool = False) -> pa.T
     items = dense_codes(rows.column("itemid").to_numpy())
     properties, n_properties = _sorted_codes(rows.column("property"))
     if int(items.max()) >= (1 << 62) // max(n_properties, 1):
-        items = dense_codes_by_rank(items)
+        items = rank_codes(items)
     keys = items * n_properties + properties
     del items, properties  # 20 M-row temporaries: free them as soon as they are used
     # by (itemid, property), input order kept within each
@@ -92,11 +92,6 @@ def latest_item_properties(rows: pa.Table, *, sorted_runs: bool = False) -> pa.T
          picked.column("timestamp")],
         schema=LATEST_SCHEMA,
     )
-
-
-def dense_codes_by_rank(values: np.ndarray) -> np.ndarray:
-    _, codes = np.unique(values, return_inverse=True)
-    return codes.astype(np.int64).reshape(-1)
 
 
 def value_as_int(values) -> pa.Array:

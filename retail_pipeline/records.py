@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .lines import MAX_LINE_BYTES, LineChunk, count_byte, strip_line_end
+from .lines import MAX_LINE_BYTES, LineChunk, count_byte, line_offsets, lines_bytes, strip_line_end
 
 INT_PATTERN = r"-?[0-9]{1,18}(?:\.0+)?"
 RAW_PREFIX_BYTES = 1024  # what rejected_rows.raw keeps of a line too long to read
@@ -185,22 +185,12 @@ def _read_csv_buffer(
     return [table.column(n).combine_chunks() for n in names]
 
 
-def _contiguous_data(lines: pa.LargeBinaryArray) -> pa.Buffer:
-    """The bytes of all the lines of ``lines``, which are stored back to back."""
-    offsets = _offsets(lines)
-    return lines.buffers()[2][offsets[0]: offsets[-1]]
-
-
-def _offsets(lines: pa.LargeBinaryArray) -> np.ndarray:
-    return np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
-
-
 def _too_long(lines: pa.LargeBinaryArray) -> np.ndarray:
     """Boolean mask of the lines longer than ``MAX_LINE_BYTES`` without their line end.
 
     Judged from the offsets alone: a long line is never copied or decoded.
     """
-    offsets = _offsets(lines)
+    offsets = line_offsets(lines)
     content = np.diff(offsets) - 1  # without the "\n" every element ends with
     mask = content > MAX_LINE_BYTES
     if mask.any():
@@ -213,7 +203,7 @@ def _too_long(lines: pa.LargeBinaryArray) -> np.ndarray:
 
 def _prefix(lines: pa.LargeBinaryArray, index: int) -> str:
     """The first ``RAW_PREFIX_BYTES`` of a line, as text (U+FFFD for what is not UTF-8)."""
-    offsets = _offsets(lines)
+    offsets = line_offsets(lines)
     start = int(offsets[index])
     size = min(RAW_PREFIX_BYTES, int(offsets[index + 1]) - start)
     return lines.buffers()[2].slice(start, size).to_pybytes().decode("utf-8", "replace")
@@ -339,7 +329,7 @@ def parse_chunk_by_line(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk:
     else:
         accepted = lines.filter(pa.array(fast_ok))
     if len(accepted):
-        rows = _convert(fmt, _read_csv_buffer(fmt, _contiguous_data(accepted)), line_numbers[fast_ok])
+        rows = _convert(fmt, _read_csv_buffer(fmt, lines_bytes(accepted)), line_numbers[fast_ok])
     else:
         rows = fmt.arrow_schema.empty_table()
 

@@ -52,5 +52,10 @@ def dense_codes(values: np.ndarray) -> np.ndarray:
     low, high = int(values.min()), int(values.max())
     if high - low < 1 << 40:
         return values - low
+    return rank_codes(values)
+
+
+def rank_codes(values: np.ndarray) -> np.ndarray:
+    """Each value's rank among the distinct values (0 .. distinct - 1), as int64."""
     _, codes = np.unique(values, return_inverse=True)
     return codes.astype(np.int64).reshape(-1)

@@ -34,9 +34,3 @@ def read_json(path: str | os.PathLike) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
-
-def row_count(path: str | os.PathLike) -> int:
-    """The number of rows of a table file (read from its mapped record batches, not decoded)."""
-    with pa.memory_map(os.fspath(path)) as source:
-        reader = pa.ipc.open_file(source)
-        return sum(reader.get_batch(k).num_rows for k in range(reader.num_record_batches))

@@ -110,10 +110,6 @@ def save_table(target: luigi.LocalTarget, table) -> None:
     write_outputs([(target, table_writer(table))])
 
 
-def save_json(target: luigi.LocalTarget, document: dict) -> None:
-    write_outputs([(target, json_writer(document))])
-
-
 def load_table(target, columns=None):
     """A table target's table; for a list of targets (shards), their rows concatenated."""
     import pyarrow as pa
