@@ -289,9 +289,15 @@ def category_stats(enriched: pa.Table, tree: pa.Table) -> pa.Table:
         width = int(members.max()) + 1
         pairs = unique(groups * width + members)  # distinct (category, member) first: far fewer
         own, member = pairs // width, pairs % width
+        # A member of one category only (most visitors, nearly all items) is one of each of its
+        # ancestors' distinct members: a subtree sum counts those. Only members of several
+        # categories can reach an ancestor twice; their (ancestor, member) pairs are made distinct.
+        alone = np.bincount(member, minlength=width)[member] == 1
+        total = subtree_sum(_count(own[alone], n))
+        own, member = own[~alone], member[~alone]
         lifted = [np.column_stack([level[own], member])[level[own] >= 0] for level in ancestors]
         stacked = np.concatenate(lifted)
-        return distinct_count(stacked[:, 0], stacked[:, 1], n)
+        return total + distinct_count(stacked[:, 0], stacked[:, 1], n)
 
     direct_events = _count(cat, n)
     views = subtree_sum(_count(cat[codes == VIEW], n))

@@ -4,6 +4,7 @@ Tasks are thin: parameters, ``requires()``, ``output()``, and a ``run()`` that c
 function of the ``retail_pipeline`` library.
 """
 
+import resource
 import sys
 import time
 
@@ -39,9 +40,13 @@ def _report_failure(task, exception):
         print(f"ERROR: {message}", file=sys.stderr, flush=True)
 
 
+_cpu_at_start: dict[str, resource.struct_rusage] = {}
+
+
 @luigi.Task.event_handler(luigi.Event.START)
 def _report_start(task):
     """One line per task started, with the Unix time (scripts/benchmark.py draws the timeline)."""
+    _cpu_at_start[task.task_id] = resource.getrusage(resource.RUSAGE_SELF)
     print(f"STARTED {task.task_id} {time.time():.3f}", file=sys.stderr, flush=True)
 
 
@@ -49,3 +54,7 @@ def _report_start(task):
 def _report_time(task, seconds):
     """One line per finished task with its wall time (scripts/benchmark.py reads these)."""
     print(f"TIMING {task.task_id} {seconds:.2f}s", file=sys.stderr, flush=True)
+    start, end = _cpu_at_start.pop(task.task_id, None), resource.getrusage(resource.RUSAGE_SELF)
+    if start is not None:  # the process's CPU while the task ran (its threads included)
+        print(f"CPU {task.task_id} user {end.ru_utime - start.ru_utime:.2f}s system {end.ru_stime - start.ru_stime:.2f}s",
+              file=sys.stderr, flush=True)

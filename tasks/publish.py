@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import Callable
 
 import luigi
 
@@ -69,7 +70,7 @@ class WriteItemProperties(RetailTask):
         return property_files()
 
     def output(self):
-        return self.work_target("item_properties", "sqlite")
+        return TakenOverFile(self.work_target("item_properties", "sqlite").path, lambda: BuildCoreDatabase().output())
 
     def run(self):
         files = self.input()
@@ -86,6 +87,18 @@ class WriteItemProperties(RetailTask):
         self.step(1, 1, "item_properties written")
 
 
+class TakenOverFile(luigi.LocalTarget):
+    """A work file that the next task takes over (moves into its own output instead of copying
+    it): made while it exists, or once the output of the task that took it is made."""
+
+    def __init__(self, path: str, taker_output: Callable[[], luigi.Target]):
+        super().__init__(path)
+        self.taker_output = taker_output
+
+    def exists(self) -> bool:
+        return super().exists() or self.taker_output().exists()
+
+
 class CoreFile(luigi.LocalTarget):
     """The core file, which publishing takes over: it counts as made while it exists, or once the
     published database records that it was built from it (``_build_info.core``). Without the
@@ -100,9 +113,9 @@ class CoreFile(luigi.LocalTarget):
 
 
 class BuildCoreDatabase(RetailTask):
-    """The core of the database: a copy of the item_properties file with the enriched shards'
-    SQLite files (events_enriched and sessions) copied in and indexed. Publishing takes this
-    file over."""
+    """The core of the database: the item_properties file, taken over, with the enriched shards'
+    SQLite files (events_enriched and sessions) copied in and the events indexed. Publishing
+    takes this file over in turn."""
 
     priority = CRITICAL_PATH
 
@@ -116,11 +129,22 @@ class BuildCoreDatabase(RetailTask):
     def run(self):
         inputs = self.input()
         shards = [shard["sqlite"].path for shard in inputs["events"]]
-        self.step(0, 1, "copying item_properties, then joining and indexing the shards' events and sessions")
+        self.step(0, 1, "taking item_properties over, copying the events and sessions in, indexing the events")
         write_outputs([(self.output(), lambda path: build_core(
             inputs["item_properties"].path, {"events_enriched": shards, "sessions": shards}, path,
-            progress=self.set_status_message))])
+            progress=self.set_status_message, take_base=True))])
         self.step(1, 1, "core written")
+
+
+def _remake_if_taken(task: RetailTask) -> None:
+    """Run ``task`` again if its file is gone (taken over by the next task of a run that has
+    since been superseded), after remaking the taken files it starts from."""
+    if os.path.exists(task.output().path):
+        return
+    for dependency in luigi.task.flatten(task.requires()):
+        if isinstance(dependency.output(), TakenOverFile):
+            _remake_if_taken(dependency)
+    task.run()
 
 
 class PublishedDatabase(luigi.Target):
@@ -167,8 +191,7 @@ class PublishDatabase(RetailTask):
     def run(self):
         if self.complete():  # published by another run sharing the scheduler, which took the core
             return
-        if not os.path.exists(self.input()["core"].path):  # taken by a publish since replaced: make it again
-            BuildCoreDatabase().run()
+        _remake_if_taken(BuildCoreDatabase())  # taken by a publish since replaced: make it again
         for path in remove_stale_temporaries(retail().work_dir, retail().database):
             print(f"Removed {path}, left by a run that did not finish", flush=True)
         self.step(0, 2, "assembling the database")
