@@ -98,4 +98,4 @@ def load_file(
         ],
         schema=REJECTED_SCHEMA,
     )
-    return LoadedFile(name, rows.combine_chunks(), rejected_table, data_lines)
+    return LoadedFile(name, rows, rejected_table, data_lines)

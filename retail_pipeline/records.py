@@ -154,7 +154,8 @@ def _convert(fmt: RowFormat, raw_columns: list[pa.Array], line_numbers: np.ndarr
 
 
 def _read_csv_buffer(
-    fmt: RowFormat, buffer: pa.Buffer, *, typed_ints: bool = True, fall_back: bool = True
+    fmt: RowFormat, buffer: pa.Buffer, *, typed_ints: bool = True, fall_back: bool = True,
+    typed_optional_ints: bool | None = None,
 ) -> list[pa.Array]:
     """Split well-formed lines into columns with Arrow's CSV reader.
 
@@ -163,8 +164,9 @@ def _read_csv_buffer(
     as text and converted by :func:`_to_int64`.
     """
     names = list(fmt.columns)
-    text_or_int = pa.int64() if typed_ints else pa.string()
-    types = {INT: text_or_int, OPT_INT: text_or_int, EVENT: NAME_TYPE, TEXT: pa.string(), NAME: NAME_TYPE}
+    typed_optional_ints = typed_ints if typed_optional_ints is None else typed_optional_ints
+    types = {INT: pa.int64() if typed_ints else pa.string(), OPT_INT: pa.int64() if typed_optional_ints else pa.string(),
+             EVENT: NAME_TYPE, TEXT: pa.string(), NAME: NAME_TYPE}
     try:
         table = pacsv.read_csv(
             pa.BufferReader(buffer),
@@ -256,8 +258,10 @@ def _parse_well_formed_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk | 
     only if it provably reads every line as the rules do: as many rows as lines, valid UTF-8,
     required fields present, known event types, and the byte count adds up exactly. Each
     integer's plain decimal is never longer than its text, so an exact total means each was
-    written plainly (no ``+``, zero fraction or leading zero for the careful path to handle) and
-    no ``\\r`` sat anywhere but before a ``\\n``. Lines longer than ``MAX_LINE_BYTES`` also go
+    written plainly (no ``+`` or leading zero for the careful path to handle) and no ``\\r``
+    sat anywhere but before a ``\\n``. A column with a zero fraction somewhere (``2727.0``) is
+    read as text instead, each value checked against the rules' integer pattern and counted at
+    its exact length. Lines longer than ``MAX_LINE_BYTES`` also go
     the careful way. On any doubt the chunk goes through :func:`parse_chunk_by_line`.
     """
     data = chunk.data
@@ -266,25 +270,23 @@ def _parse_well_formed_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk | 
     try:
         whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, data.size])), data])
         whole.cast(pa.large_string())  # raises unless all of it is UTF-8
-        columns = _read_csv_buffer(fmt, data, typed_ints=True, fall_back=False)
+        columns = _read_csv_typed_where_plain(fmt, data)
     except (pa.ArrowInvalid, OverflowError):
         return None
     if len(columns[0]) != chunk.count:
         return None
     line_lengths = np.full(chunk.count, len(fmt.kinds) - 1, dtype=np.int64)  # the commas
-    for column_name, kind, column in zip(fmt.columns, fmt.kinds, columns):
+    for i, (column_name, kind, column) in enumerate(zip(fmt.columns, fmt.kinds, columns)):
         if kind in (INT, OPT_INT):
-            if kind == INT and column.null_count:
-                return None
-            values = column.fill_null(0).to_numpy(zero_copy_only=False) if column.null_count else column.to_numpy()
-            lengths = _canonical_int_lengths(values)
+            if pa.types.is_integer(column.type):
+                lengths = _plain_int_lengths(column, required=kind == INT)
+            else:
+                lengths, columns[i] = _checked_int_text(column, optional=kind == OPT_INT)
             if lengths is None:
                 return None
-            if column.null_count:
-                lengths[column.is_null().to_numpy(zero_copy_only=False)] = 0
             if column_name == "transactionid":
                 is_transaction = pc.equal(columns[fmt.kinds.index(EVENT)], "transaction")
-                if pc.any(pc.and_(is_transaction, column.is_null())).as_py():
+                if pc.any(pc.and_(is_transaction, columns[i].is_null())).as_py():
                     return None
         elif kind == EVENT:
             if not set(column.dictionary.to_pylist()) <= set(EVENT_TYPES):
@@ -300,6 +302,48 @@ def _parse_well_formed_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk | 
         return None
     line_numbers = np.arange(chunk.first_line, chunk.first_line + chunk.count, dtype=np.int64)
     return ParsedChunk(_convert(fmt, columns, line_numbers), [])
+
+
+def _plain_int_lengths(column: pa.Array, *, required: bool) -> np.ndarray | None:
+    """Each value's length written the plain way (0 for a blank), or None if a required one is
+    blank or one is too long to be an integer of the rules."""
+    if required and column.null_count:
+        return None
+    values = column.fill_null(0).to_numpy(zero_copy_only=False) if column.null_count else column.to_numpy()
+    lengths = _canonical_int_lengths(values)
+    if lengths is not None and column.null_count:
+        lengths[column.is_null().to_numpy(zero_copy_only=False)] = 0
+    return lengths
+
+
+def _read_csv_typed_where_plain(fmt: RowFormat, data) -> list[pa.Array]:
+    """The chunk's columns, integer columns as int64; where Arrow cannot read one as integers
+    (a zero fraction, ``2727.0``, in some line), that column stays text, for
+    :func:`_checked_int_text`, so one such value does not send a whole chunk the careful way."""
+    try:  # optional integers (transactionid) as text at once: mostly blank, and where the fractions turn up
+        columns = _read_csv_buffer(fmt, data, typed_ints=True, typed_optional_ints=False, fall_back=False)
+    except pa.ArrowInvalid:
+        columns = _read_csv_buffer(fmt, data, typed_ints=False, fall_back=False)
+    return [_int64_or_text(column) if kind in (INT, OPT_INT) and not pa.types.is_integer(column.type) else column
+            for kind, column in zip(fmt.kinds, columns)]
+
+
+def _int64_or_text(column: pa.Array) -> pa.Array:
+    try:
+        return pc.cast(pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column), pa.int64())
+    except pa.ArrowInvalid:
+        return column
+
+
+def _checked_int_text(column: pa.Array, *, optional: bool) -> tuple[np.ndarray | None, pa.Array | None]:
+    """(each value's length in bytes, the values as int64) of an integer column read as text,
+    or (None, None) unless every value is an integer as the rules write one (blank if optional)."""
+    plain = pc.match_substring_regex(column, "^" + INT_PATTERN + "$")
+    if optional:
+        plain = pc.or_(plain, pc.equal(column, ""))
+    if not pc.all(plain).as_py():
+        return None, None
+    return _text_lengths(column), _to_int64(column, optional=optional)
 
 
 def parse_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -18,10 +19,10 @@ from .errors import InputError
 from .events import drop_duplicate_events
 from .inputs import duplicate_inputs
 from .lines import read_header_and_chunks, strip_line_end
-from .load import REJECTED_SCHEMA, check_header, load_file
+from .load import REJECTED_SCHEMA, load_file
 from .properties import concat_in_input_order, latest_item_properties, point_in_time_rows, point_in_time_snapshots
 from .quality import data_quality, in_expected_range
-from .records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES, parse_chunk
+from .records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES
 from .sharding import range_boundaries, range_slices, shard_of
 
 
@@ -54,38 +55,33 @@ def check_distinct_inputs(paths: tuple[str, ...]) -> None:
         raise InputError(f"{second}: the same input is also given as {first}; keep only one of them")
 
 
-SAMPLE_BYTES = 4 << 20  # read from the start of each property file to choose the item ranges
-
-
-def item_range_boundaries(paths: tuple[str, ...], parts: int) -> list[int]:
-    """Cut points of ``parts`` itemid ranges, judged from the first lines of each property file."""
-    sample = []
-    for path in paths:
-        header, chunks = read_header_and_chunks(path, chunk_bytes=SAMPLE_BYTES)
-        check_header(ITEM_PROPERTIES, path, header)
-        first = next(chunks, None)
-        chunks.close()
-        if first is not None:
-            sample.append(parse_chunk(ITEM_PROPERTIES, first).rows.column("itemid").to_numpy())
-    return range_boundaries(np.concatenate(sample) if sample else np.zeros(0, np.int64), parts)
-
-
-def load_item_property_file(
-    path: str, boundaries: list[int], progress=None, threads: int = 2
-) -> tuple[list[pa.Table], pa.Table, pa.Table, dict]:
-    """One property file, reduced: its latest value per (itemid, property) cut into the item
-    ranges of ``boundaries``, its rows of the point-in-time properties (in line order), its
-    rejections and counts.
+def load_item_property_file(path: str, progress=None, threads: int = 2) -> tuple[pa.Table, pa.Table, pa.Table, dict]:
+    """One property file, reduced: its latest value per (itemid, property), in that order, its
+    rows of the point-in-time properties (in line order), its rejections and counts.
 
     Reducing each file on its own lets the files be read side by side; the latest over all
-    files is the latest over each file's latest (:func:`merge_item_properties`), range by range.
+    files is the latest over each file's latest (:func:`item_properties_by_range`).
     """
     loaded = load_file(ITEM_PROPERTIES, path, progress=progress, threads=threads)
     rows = loaded.rows.drop_columns(["line"])
     stats = {"files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}}}
-    latest = latest_item_properties(rows)
-    ranges = range_slices(latest.column("itemid").to_numpy(), boundaries)
-    return [latest.slice(start, stop - start) for start, stop in ranges], point_in_time_rows(rows), loaded.rejected, stats
+    return latest_item_properties(rows), point_in_time_rows(rows), loaded.rejected, stats
+
+
+def item_properties_by_range(
+    latest_per_file: list[pa.Table], parts: int, sample_step: int = 64
+) -> Iterator[pa.Table]:
+    """``item_properties`` in ``parts`` itemid ranges, in key order, each merged from the files'
+    latest values (given in file-name order, each in key order): one range in memory at a time.
+    The ranges are cut at quantiles of every ``sample_step``-th itemid, to hold similar numbers
+    of rows; any cut gives the same rows."""
+    itemids = [table.column("itemid").to_numpy() for table in latest_per_file]
+    sample = np.concatenate([ids[::sample_step] for ids in itemids]) if itemids else np.zeros(0, np.int64)
+    boundaries = range_boundaries(sample, parts)
+    slices = [range_slices(ids, boundaries) for ids in itemids]
+    for k in range(parts):
+        yield merge_item_properties([table.slice(start, stop - start)
+                                     for table, (start, stop) in zip(latest_per_file, (s[k] for s in slices))])
 
 
 def merge_item_properties(latest_per_file: list[pa.Table]) -> pa.Table:

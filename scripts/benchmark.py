@@ -70,6 +70,7 @@ TARGETS = {  # issue 5, at full scale (scale 1.0)
 NO_WORK_MARKER = "Did not run any tasks"
 TIMING = re.compile(r"^TIMING (\S+) ([0-9]+(?:\.[0-9]*)?)s\s*$")
 STARTED = re.compile(r"^STARTED (\S+) ([0-9]+(?:\.[0-9]*)?)\s*$")
+TASK_CPU = re.compile(r"^CPU (\S+) user ([0-9.]+)s system ([0-9.]+)s page-faults ([0-9]+)\s*$")
 TIME_V_RSS = re.compile(r"Maximum resident set size \(kbytes\):\s*(\d+)")
 TIME_V_USER = re.compile(r"User time \(seconds\):\s*([0-9.]+)")
 TIME_V_SYS = re.compile(r"System time \(seconds\):\s*([0-9.]+)")
@@ -242,6 +243,7 @@ def run_pipeline(command: list[str], log_prefix: Path) -> dict:
     result["peak_memory_method"] = method
     result["timings"] = parse_timings(stderr)
     result["starts"] = parse_starts(stderr)
+    result["task_cpu"] = parse_task_cpu(stderr)
     result["tasks_run"] = len(result["timings"])
     result["said_no_work"] = NO_WORK_MARKER in stderr or NO_WORK_MARKER in stdout
     result["_stdout"], result["_stderr"] = stdout, stderr
@@ -292,6 +294,18 @@ def parse_starts(stderr: str) -> dict[str, float]:
             starts.setdefault(match.group(1), float(match.group(2)))
     first = min(starts.values(), default=0.0)
     return {task_id: round(at - first, 2) for task_id, at in starts.items()}
+
+
+def parse_task_cpu(stderr: str) -> dict[str, dict]:
+    """``CPU <task_id> user <s>s system <s>s page-faults <n>`` lines (``tasks/__init__.py``) as
+    {task_id: {"user_s", "system_s", "page_faults"}}: the task's process, threads included."""
+    found = {}
+    for line in stderr.splitlines():
+        match = TASK_CPU.match(line.strip())
+        if match:
+            found[match.group(1)] = {"user_s": float(match.group(2)), "system_s": float(match.group(3)),
+                                     "page_faults": int(match.group(4))}
+    return found
 
 
 def sqlite_write(rows: int, parts: dict[str, float]) -> dict:
@@ -482,12 +496,21 @@ def markdown(results: dict) -> str:
         lines.append(f"| `{table}` | {write['rows']:,} | `{task[0]}` | {seconds} | {rate} | {task[1]} |")
     starts = r["run"].get("starts", {})
     lines += ["", "## Tasks (in the order they started)", "",
-              "Started: seconds after the first task started (the timeline shows the critical path).", "",
-              "| task | started | seconds |", "| --- | ---: | ---: |"]
+              "Started: seconds after the first task started (the timeline shows the critical path). "
+              "CPU: of the task's process (its threads included); fresh memory: page faults × 4 KiB, "
+              "memory the task touched for the first time (a forked task process starts with none of its own).", "",
+              "| task | started | seconds | CPU user | CPU system | fresh memory |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    cpu = r["run"].get("task_cpu", {})
     for task_id in sorted(r["run"]["timings"], key=lambda t: (starts.get(t, float("inf")), t)):
         at = f"{starts[task_id]:.1f}" if task_id in starts else "?"
-        lines.append(f"| `{task_id}` | {at} | {r['run']['timings'][task_id]:.2f} |")
-    lines.append(f"| **sum of task times** | | {sum(r['run']['timings'].values()):.2f} |")
+        used = cpu.get(task_id)
+        figures = (f"{used['user_s']:.2f} | {used['system_s']:.2f} | {used['page_faults'] * 4096 / 1e6:,.0f} MB"
+                   if used else "? | ? | ?")
+        lines.append(f"| `{task_id}` | {at} | {r['run']['timings'][task_id]:.2f} | {figures} |")
+    total = {key: sum(used[key] for used in cpu.values()) for key in ("user_s", "system_s", "page_faults")}
+    lines.append(f"| **sum over tasks** | | {sum(r['run']['timings'].values()):.2f} | {total['user_s']:.2f} | "
+                 f"{total['system_s']:.2f} | {total['page_faults'] * 4096 / 1e6:,.0f} MB |")
     if r["rerun"].get("problem"):
         lines += ["", f"**Re-run problem:** {r['rerun']['problem']}"]
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from retail_pipeline.errors import describe_failure
 
 from .config import retail
 from .inputs import InputFile
-from .load import ItemRanges, LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
+from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
 from .publish import BuildCoreDatabase, PublishDatabase, RunAll, WriteItemProperties, WriteTablePart
 from .transform import (DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend,
                         RejectedRows)
@@ -24,7 +24,7 @@ from . import summary
 summary.install()
 
 __all__ = [
-    "retail", "InputFile", "LoadEvents", "ItemRanges", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
+    "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
     "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents",
     "EventTypeCounts", "HourlyTrend", "DailyFunnel", "RejectedRows", "DataQuality",
     "WriteTablePart", "WriteItemProperties", "BuildCoreDatabase", "PublishDatabase", "RunAll",
@@ -56,5 +56,5 @@ def _report_time(task, seconds):
     print(f"TIMING {task.task_id} {seconds:.2f}s", file=sys.stderr, flush=True)
     start, end = _cpu_at_start.pop(task.task_id, None), resource.getrusage(resource.RUSAGE_SELF)
     if start is not None:  # the process's CPU while the task ran (its threads included)
-        print(f"CPU {task.task_id} user {end.ru_utime - start.ru_utime:.2f}s system {end.ru_stime - start.ru_stime:.2f}s",
-              file=sys.stderr, flush=True)
+        print(f"CPU {task.task_id} user {end.ru_utime - start.ru_utime:.2f}s system {end.ru_stime - start.ru_stime:.2f}s"
+              f" page-faults {end.ru_minflt - start.ru_minflt}", file=sys.stderr, flush=True)

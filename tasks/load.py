@@ -60,50 +60,31 @@ class LoadEvents(RetailTask):
                        (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 
-class ItemRanges(RetailTask):
-    """The itemid ranges item_properties is cut into (``[retail] shards`` of them), chosen from
-    the first lines of each property file so the ranges hold similar numbers of rows."""
-
-    def requires(self):
-        return input_files("item_properties")
-
-    def output(self):
-        return self.work_target("boundaries", "json")
-
-    def run(self):
-        paths = _paths(self.requires())
-        self.set_status_message(f"choosing {retail().shards} item ranges from the first lines of {len(paths)} files")
-        stages.check_distinct_inputs(paths)
-        boundaries = stages.item_range_boundaries(paths, retail().shards)
-        write_outputs([(self.output(), json_writer({"boundaries": boundaries}))])
-
-
 class LoadItemPropertyFile(RetailTask):
-    """One item_properties*.csv → its latest value per (item, property) in each item range, its
-    rows of the point-in-time properties, rejected lines, line counts. Files load side by side."""
+    """One item_properties*.csv → its latest value per (item, property), in key order, its rows
+    of the point-in-time properties, rejected lines, line counts. Files load side by side."""
 
     path = luigi.Parameter()
     priority = CRITICAL_PATH + 10  # the longest loads: before events.csv and the category tree
 
     def requires(self):
-        return {"file": InputFile(path=self.path), "ranges": ItemRanges()}
+        return InputFile(path=self.path)
 
     def output(self):
         name = os.path.basename(self.path)
         return {
-            "latest": [self.work_target(f"{name}-latest-{k}", TABLE_SUFFIX) for k in range(retail().shards)],
+            "latest": self.work_target(f"{name}-latest", TABLE_SUFFIX),
             "point_in_time": self.work_target(f"{name}-point_in_time", TABLE_SUFFIX),
             "rejected": self.work_target(f"{name}-rejected", TABLE_SUFFIX),
             "stats": self.work_target(f"{name}-stats", "json"),
         }
 
     def run(self):
-        boundaries = load_json(self.input()["ranges"])["boundaries"]
+        stages.check_distinct_inputs(_paths(input_files("item_properties")))
         latest, point_in_time, rejected, stats = stages.load_item_property_file(
-            self.path, boundaries, progress=Progress(self, what="lines read"), threads=parse_threads())
+            self.path, progress=Progress(self, what="lines read"), threads=parse_threads())
         out = self.output()
-        write_outputs([*((target, table_writer(part)) for target, part in zip(out["latest"], latest)),
-                       (out["point_in_time"], table_writer(point_in_time)),
+        write_outputs([(out["latest"], table_writer(latest)), (out["point_in_time"], table_writer(point_in_time)),
                        (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 

@@ -10,7 +10,7 @@ import luigi
 
 from retail_pipeline import schema
 from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, table_counts, write_table
-from retail_pipeline.stages import merge_item_properties, remove_stale_temporaries, table_summary
+from retail_pipeline.stages import item_properties_by_range, remove_stale_temporaries, table_summary
 
 from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
 from .config import retail
@@ -73,14 +73,14 @@ class WriteItemProperties(RetailTask):
         return TakenOverFile(self.work_target("item_properties", "sqlite").path, lambda: BuildCoreDatabase().output())
 
     def run(self):
-        files = self.input()
-        ranges = len(files[0]["latest"])
+        ranges = retail().shards
         progress = Progress(self, what="rows written")
 
         def merged_ranges():
-            for k in range(ranges):
+            latest = [load_table(f["latest"]) for f in self.input()]
+            for k, part in enumerate(item_properties_by_range(latest, ranges)):
                 self.set_progress_percentage(round(100 * k / ranges))
-                yield merge_item_properties([load_table(f["latest"][k]) for f in files])
+                yield part
 
         write_outputs([(self.output(), lambda path: write_table(
             merged_ranges(), schema.TABLES["item_properties"], path, progress))])

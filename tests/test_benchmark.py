@@ -33,6 +33,7 @@ def test_parse_timings_starts_and_write_task_lookup():
         "TIMING RunAll__99914b932b 0.00s",
         "TIMING WriteTablePart_overview_aaaaaaaaaa 2.00s",
         "TIMING BuildCoreDatabase__bbbbbbbbbb 1.00s",
+        "CPU BuildCoreDatabase__bbbbbbbbbb user 0.75s system 0.20s page-faults 2500",
     ])
     timings = bench.parse_timings(stderr)
     assert list(timings) == ["WriteItemProperties__99914b932b", "WriteTablePart_overview_aaaaaaaaaa",
@@ -40,6 +41,8 @@ def test_parse_timings_starts_and_write_task_lookup():
                              "WriteTablePart_hour_of_day_prof_ca466d665c", "RunAll__99914b932b"]
     assert timings["LoadEvents__99914b932b"] == 1.5
     assert bench.parse_starts(stderr) == {"LoadEvents__99914b932b": 0.0, "WriteItemProperties__99914b932b": 1.5}
+    assert bench.parse_task_cpu(stderr) == {
+        "BuildCoreDatabase__bbbbbbbbbb": {"user_s": 0.75, "system_s": 0.2, "page_faults": 2500}}
     assert bench.write_tasks(timings, "item_properties") == {"WriteItemProperties__99914b932b": 3.25}
     assert bench.write_tasks(timings, "events_enriched") == {"BuildCoreDatabase__bbbbbbbbbb": 1.0}
     assert list(bench.write_tasks(timings, "hour_of_day_profile").values()) == [0.1]

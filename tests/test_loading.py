@@ -240,3 +240,24 @@ def test_reading_a_chunk_whole_gives_what_reading_it_line_by_line_gives(fmt, dat
         assert whole.rows.to_pylist() == careful.rows.to_pylist()
     fast = parse_chunk(fmt, LineChunk(2, pa.py_buffer(body)))
     assert fast.rejected == careful.rejected and fast.rows.to_pylist() == careful.rows.to_pylist()
+
+
+def test_a_chunk_with_zero_fraction_integers_still_reads_whole():
+    """Real-looking events write a few transaction ids as ``2727.0``: one such line must not send
+    its whole chunk (32 MB, ~1 M lines) down the line-by-line path. Values match the careful path."""
+    import pyarrow as pa
+
+    from retail_pipeline.lines import LineChunk
+    from retail_pipeline.records import _parse_well_formed_chunk, parse_chunk_by_line
+
+    body = (b"1433221332117,257597,view,355908,\n"
+            b"1433224214164,992329,transaction,248676,2727.0\n"
+            b"1433221999827,111016,transaction,318965,12\r\n")
+    whole = _parse_well_formed_chunk(EVENTS, LineChunk(2, pa.py_buffer(body)))
+    careful = parse_chunk_by_line(EVENTS, LineChunk(2, pa.py_buffer(body)))
+    assert whole is not None and careful.rejected == []
+    assert whole.rows.to_pylist() == careful.rows.to_pylist()
+    assert whole.rows.column("transactionid").to_pylist() == [None, 2727, 12]
+    for odd in (b"+12", b"12.5", b"1e3"):  # not integers as the rules write them: the careful path decides
+        line = b"1433221999827,111016,transaction,318965," + odd + b"\n"
+        assert _parse_well_formed_chunk(EVENTS, LineChunk(2, pa.py_buffer(body + line))) is None

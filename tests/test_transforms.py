@@ -210,20 +210,16 @@ def test_latest_value_per_item_property(rows):
 
 
 @settings(max_examples=200, deadline=None)
-@given(files=st.lists(snapshot_rows, min_size=1, max_size=3), boundaries=st.lists(st.integers(0, 5), max_size=3))
-def test_property_files_reduced_apart_and_merged_by_item_range_give_the_latest_of_all(files, boundaries):
+@given(files=st.lists(snapshot_rows, min_size=1, max_size=3), parts=st.integers(1, 4), step=st.integers(1, 3))
+def test_property_files_reduced_apart_and_merged_by_item_range_give_the_latest_of_all(files, parts, step):
     """What the pipeline does with several property files: each file's own latest values, cut
     into item ranges, merged range by range (files in name order), then the ranges in order."""
-    from retail_pipeline.sharding import range_slices
-    from retail_pipeline.stages import merge_item_properties
+    from retail_pipeline.stages import item_properties_by_range
 
-    boundaries = sorted(boundaries)
-    per_file = []
-    for rows in files:
-        latest = latest_item_properties(properties_table(rows))
-        per_file.append([latest.slice(a, b - a) for a, b in range_slices(latest.column("itemid").to_numpy(), boundaries)])
-    merged = [r for k in range(len(boundaries) + 1)
-              for r in merge_item_properties([parts[k] for parts in per_file]).to_pylist()]
+    per_file = [latest_item_properties(properties_table(rows)) for rows in files]
+    ranges = list(item_properties_by_range(per_file, parts, sample_step=step))
+    assert len(ranges) == parts
+    merged = [r for part in ranges for r in part.to_pylist()]
     everything = latest_item_properties(properties_table([row for rows in files for row in rows])).to_pylist()
     assert merged == everything
 
