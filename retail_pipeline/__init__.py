@@ -39,8 +39,11 @@ def _reuse_freed_memory() -> None:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # pragma: no cover - not glibc
         return
-    m_trim_threshold, m_mmap_max = -1, -4
-    if mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 1 << 30):
+    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8
+    # One arena for all threads: memory that parsing threads free is then reused by the task's
+    # main thread instead of being handed back from their own arenas and faulted in again
+    # (measured on a property-file load: 1.9 GB of page faults -> 1.3 GB, system time halved).
+    if mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 1 << 30) and mallopt(m_arena_max, 1):
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 

@@ -6,6 +6,8 @@ line order), so "last in input order" is simply "largest row index".
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,6 +68,24 @@ def latest_item_properties(rows: pa.Table, *, sorted_runs: bool = False) -> pa.T
     rows in no order."""
     if rows.num_rows == 0:
         return LATEST_SCHEMA.empty_table()
+    return _as_latest(rows.select(["itemid", "property", "value", "timestamp"]).take(
+        pa.array(_latest_rows(rows, sorted_runs))))
+
+
+def latest_item_properties_in_batches(rows: pa.Table, batch_rows: int = 1 << 20) -> Iterator[pa.Table]:
+    """:func:`latest_item_properties` (of rows in no order) as tables of ``batch_rows`` rows,
+    taken one at a time: written out as they come, each batch's copy of the strings reuses the
+    memory of the one before instead of all of them being held (fresh memory is costly)."""
+    if rows.num_rows == 0:
+        return
+    chosen = _latest_rows(rows, sorted_runs=False)
+    columns = rows.select(["itemid", "property", "value", "timestamp"]).unify_dictionaries()  # one dictionary for every batch
+    for start in range(0, len(chosen), batch_rows):
+        yield _as_latest(columns.take(pa.array(chosen[start:start + batch_rows])))
+
+
+def _latest_rows(rows: pa.Table, sorted_runs: bool) -> np.ndarray:
+    """The row chosen for each (itemid, property), in key order (see :func:`latest_item_properties`)."""
     items = dense_codes(rows.column("itemid").to_numpy())
     properties, n_properties = _sorted_codes(rows.column("property"))
     if int(items.max()) >= (1 << 62) // max(n_properties, 1):
@@ -84,9 +104,10 @@ def latest_item_properties(rows: pa.Table, *, sorted_runs: bool = False) -> pa.T
     at_latest = times == np.repeat(latest, np.diff(np.append(starts, len(order))))
     del times, latest
     last = np.maximum.reduceat(np.where(at_latest, np.arange(len(order)), -1), starts)
-    chosen = pa.array(order[last])
-    del order, at_latest, last
-    picked = rows.select(["itemid", "property", "value", "timestamp"]).take(chosen)
+    return order[last]
+
+
+def _as_latest(picked: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(
         [picked.column("itemid"), _dictionary(picked.column("property")), picked.column("value"),
          picked.column("timestamp")],

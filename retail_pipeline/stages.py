@@ -20,7 +20,8 @@ from .events import drop_duplicate_events
 from .inputs import duplicate_inputs
 from .lines import read_header_and_chunks, strip_line_end
 from .load import REJECTED_SCHEMA, load_file
-from .properties import concat_in_input_order, latest_item_properties, point_in_time_rows, point_in_time_snapshots
+from .properties import (concat_in_input_order, latest_item_properties, latest_item_properties_in_batches,
+                         point_in_time_rows, point_in_time_snapshots)
 from .quality import data_quality, in_expected_range
 from .records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES
 from .sharding import range_boundaries, range_slices, shard_of
@@ -55,9 +56,12 @@ def check_distinct_inputs(paths: tuple[str, ...]) -> None:
         raise InputError(f"{second}: the same input is also given as {first}; keep only one of them")
 
 
-def load_item_property_file(path: str, progress=None, threads: int = 2) -> tuple[pa.Table, pa.Table, pa.Table, dict]:
-    """One property file, reduced: its latest value per (itemid, property), in that order, its
-    rows of the point-in-time properties (in line order), its rejections and counts.
+def load_item_property_file(
+    path: str, progress=None, threads: int = 2
+) -> tuple[Iterator[pa.Table], pa.Table, pa.Table, dict]:
+    """One property file, reduced: its latest value per (itemid, property), in that order (as
+    batches, taken as they are consumed), its rows of the point-in-time properties (in line
+    order), its rejections and counts.
 
     Reducing each file on its own lets the files be read side by side; the latest over all
     files is the latest over each file's latest (:func:`item_properties_by_range`).
@@ -65,7 +69,7 @@ def load_item_property_file(path: str, progress=None, threads: int = 2) -> tuple
     loaded = load_file(ITEM_PROPERTIES, path, progress=progress, threads=threads)
     rows = loaded.rows.drop_columns(["line"])
     stats = {"files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}}}
-    return latest_item_properties(rows), point_in_time_rows(rows), loaded.rejected, stats
+    return latest_item_properties_in_batches(rows), point_in_time_rows(rows), loaded.rejected, stats
 
 
 def item_properties_by_range(

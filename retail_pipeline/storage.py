@@ -21,6 +21,13 @@ def write_table(table: pa.Table, path: str | os.PathLike) -> None:
     feather.write_feather(table, os.fspath(path), compression="uncompressed", chunksize=1 << 20)
 
 
+def write_batches(schema: pa.Schema, tables, path: str | os.PathLike) -> None:
+    """Write ``tables`` (an iterable of tables of ``schema``, consumed one at a time) as one table file."""
+    with pa.OSFile(os.fspath(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for table in tables:
+            writer.write_table(table, max_chunksize=1 << 20)
+
+
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     return feather.read_table(os.fspath(path), columns=columns, memory_map=True)
 

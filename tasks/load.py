@@ -15,7 +15,8 @@ import warnings
 import luigi
 import luigi.interface
 
-from retail_pipeline import stages
+from retail_pipeline import stages, storage
+from retail_pipeline.properties import LATEST_SCHEMA
 
 from .base import TABLE_SUFFIX, CRITICAL_PATH, Progress, RetailTask, json_writer, load_json, load_table, table_writer, write_outputs
 from .config import retail
@@ -84,7 +85,8 @@ class LoadItemPropertyFile(RetailTask):
         latest, point_in_time, rejected, stats = stages.load_item_property_file(
             self.path, progress=Progress(self, what="lines read"), threads=parse_threads())
         out = self.output()
-        write_outputs([(out["latest"], table_writer(latest)), (out["point_in_time"], table_writer(point_in_time)),
+        write_outputs([(out["latest"], lambda path: storage.write_batches(LATEST_SCHEMA, latest, path)),
+                       (out["point_in_time"], table_writer(point_in_time)),
                        (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 

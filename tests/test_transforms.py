@@ -209,6 +209,21 @@ def test_latest_value_per_item_property(rows):
     assert keys == sorted(keys)
 
 
+@settings(max_examples=100, deadline=None)
+@given(rows=snapshot_rows, batch_rows=st.integers(1, 4))
+def test_latest_values_in_batches_written_out_read_back_as_the_whole_table(tmp_path_factory, rows, batch_rows):
+    """What a property-file load writes: the latest values taken and written a batch at a time."""
+    from retail_pipeline.properties import LATEST_SCHEMA, latest_item_properties_in_batches
+    from retail_pipeline.storage import read_table, write_batches
+
+    table = properties_table(rows)
+    halves = [table.slice(0, len(rows) // 2), table.slice(len(rows) // 2)]  # as loaded: in chunks
+    chunked = pa.concat_tables(halves)
+    path = tmp_path_factory.mktemp("latest") / "latest.arrow"
+    write_batches(LATEST_SCHEMA, latest_item_properties_in_batches(chunked, batch_rows=batch_rows), path)
+    assert read_table(path).to_pylist() == latest_item_properties(table).to_pylist()
+
+
 @settings(max_examples=200, deadline=None)
 @given(files=st.lists(snapshot_rows, min_size=1, max_size=3), parts=st.integers(1, 4), step=st.integers(1, 3))
 def test_property_files_reduced_apart_and_merged_by_item_range_give_the_latest_of_all(files, parts, step):
