@@ -28,9 +28,33 @@ def _nullable(values: np.ndarray, missing: np.ndarray, type_=pa.int64()) -> pa.A
     return pa.array(np.where(missing, 0, values).astype(type_.to_pandas_dtype()), type=type_, mask=missing)
 
 
+def property_snapshots(snapshots: pa.Table, prop: str) -> pa.Table:
+    """The snapshots of property ``prop``. The snapshots table is stored sorted by property, so
+    they are one slice of it, found from the column's runs of equal values without comparing
+    every row to ``prop`` and copying the matches; in any other order they are filtered."""
+    runs: list[list] = []  # [value, start, stop] of each run of one value, over all chunks
+    offset = 0
+    for chunk in snapshots.column("property").chunks:
+        if pa.types.is_dictionary(chunk.type):
+            chunk = chunk.cast(chunk.type.value_type)
+        encoded = pc.run_end_encode(chunk)
+        start = offset
+        for value, end in zip(encoded.values.to_pylist(), encoded.run_ends.to_pylist()):
+            if runs and runs[-1][0] == value and runs[-1][2] == start:
+                runs[-1][2] = offset + end
+            else:
+                runs.append([value, start, offset + end])
+            start = offset + end
+        offset += len(chunk)
+    mine = [run for run in runs if run[0] == prop]
+    if len(mine) == 1 and len({run[0] for run in runs}) == len(runs):
+        return snapshots.slice(mine[0][1], mine[0][2] - mine[0][1])
+    return snapshots.filter(pc.equal(snapshots.column("property"), prop))
+
+
 def attribute_in_effect(snapshots: pa.Table, prop: str, itemid: np.ndarray, timestamp: np.ndarray) -> pa.Array:
     """The integer value of property ``prop`` in effect at each event (NULL if none or not an integer)."""
-    snaps = snapshots.filter(pc.equal(snapshots.column("property"), prop))
+    snaps = property_snapshots(snapshots, prop)
     chosen = snapshot_in_effect(itemid, timestamp, snaps.column("itemid").to_numpy(),
                                 snaps.column("timestamp_ms").to_numpy())
     values = snaps.column("value_int").combine_chunks()

@@ -45,7 +45,7 @@ def snapshot_in_effect(
     first_of_item = np.searchsorted(snap_key, np.arange(len(items), dtype=np.int64) * span)
     # the events searched in (item, time) order: binary searches for ascending needles each start
     # where the previous one ended, several times faster than in random order
-    by_item_time = np.lexsort((event_time, event_item))
+    by_item_time = _item_time_order(event_item, event_time)
     sorted_item, sorted_time = event_item[by_item_time], event_time[by_item_time]
     where = np.minimum(np.searchsorted(items, sorted_item), len(items) - 1)
     known = items[where] == sorted_item
@@ -55,6 +55,16 @@ def snapshot_in_effect(
     result = np.full(len(event_item), -1, dtype=np.int64)
     result[by_item_time[known]] = order[np.maximum(latest, first_of_item[code])]
     return result
+
+
+def _item_time_order(item: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """A permutation that sorts rows by (item, time), ties in any order: one sort of an (item,
+    time) key packed into an int64 (~3x faster than a two-key lexsort), when it fits."""
+    low_item, low_time = int(item.min()), int(time.min())
+    span = int(time.max()) - low_time + 1
+    if (int(item.max()) - low_item + 1) * span >= 1 << 62:
+        return np.lexsort((time, item))
+    return np.argsort((item - low_item) * span + (time - low_time))
 
 
 def _snapshot_in_effect_asof(

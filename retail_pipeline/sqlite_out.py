@@ -32,6 +32,7 @@ from .schema import BUILD_INFO_TABLE, EVENTS_VIEW_SQL, TABLES, TableSchema
 
 BATCH_ROWS = 1_000_000  # rows handed to SQLite at a time (and between progress reports)
 PAGE_SIZE = 16384  # for new files; measured ~8% faster to fill and index than SQLite's 4096 here
+MMAP_SIZE = 1 << 32  # bytes of a file SQLite may map (the whole database, at full scale 1.2 GB)
 CACHE_SIZE = -2000  # SQLite's default page cache (2 MB): larger caches and in-memory sorting are slower here, their fresh memory costs more in page faults than it saves
 
 
@@ -44,6 +45,9 @@ def _fast_connection(path: str | os.PathLike) -> sqlite3.Connection:
     # indexes at full scale, two threads took the same wall time (4.8 s) for 7.3 s of CPU
     # instead of 4.4 s, CPU the other worker process needs.
     conn.execute("PRAGMA threads=0")
+    # Read pages through a memory map, not a read() copy each: the index builds and ANALYZE
+    # scan the whole events table (measured: 0.3 s less system time on the four indexes).
+    conn.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
     return conn
 
 

@@ -66,3 +66,36 @@ def test_an_event_before_every_snapshot_of_its_item_gets_the_earliest_not_anothe
     # item 2's event precedes its snapshots; the search lands in item 1's run and must not stay there
     got = snapshot_in_effect(np.array([2]), np.array([5]), np.array([1, 2, 2]), np.array([4, 9, 7]))
     assert got.tolist() == [2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=st.lists(st.sampled_from(["available", "categoryid", "790", "a"]), max_size=30),
+       sort=st.booleans(), cut=st.integers(0, 30), dictionary=st.booleans())
+def test_one_property_s_snapshots_are_its_rows_in_order(names, sort, cut, dictionary):
+    """As stored (sorted by property, in chunks) they are found as a slice; any order is filtered."""
+    import pyarrow as pa
+
+    from retail_pipeline.enrich import property_snapshots
+
+    names = sorted(names) if sort else names
+    column = pa.array(names, pa.string())
+    if dictionary:
+        column = column.dictionary_encode()
+    table = pa.table({"property": column, "row": pa.array(range(len(names)), pa.int64())})
+    table = pa.concat_tables([table.slice(0, cut), table.slice(cut)])  # two chunks, cut anywhere
+    for prop in ("available", "categoryid", "nothing"):
+        want = [i for i, name in enumerate(names) if name == prop]
+        assert property_snapshots(table, prop).column("row").to_pylist() == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from([0, 7, 2**40, 2**62]), st.integers(-(2**40), 2**40)), min_size=1,
+                     max_size=40))
+def test_events_are_searched_in_item_time_order_even_when_the_key_cannot_be_packed(rows):
+    from retail_pipeline.point_in_time import _item_time_order
+
+    item = np.array([r[0] for r in rows], dtype=np.int64)
+    time = np.array([r[1] for r in rows], dtype=np.int64)
+    order = _item_time_order(item, time)
+    assert sorted(order.tolist()) == list(range(len(rows)))
+    assert list(zip(item[order].tolist(), time[order].tolist())) == sorted(rows)
