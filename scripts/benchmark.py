@@ -265,7 +265,7 @@ def parse_timings(stderr: str) -> dict[str, float]:
 WRITERS = {
     "events_enriched": ("BuildCoreDatabase",
                         "joining the enriched shards' SQLite files (each written inside its EnrichEventsShard) "
-                        "into a copy of the item_properties file, and indexing them"),
+                        "into the item_properties file, taken over, and indexing them"),
     "item_properties": ("WriteItemProperties",
                         "merging the property files' latest values range by range and writing them"),
     "sessions": ("BuildCoreDatabase",
