@@ -16,19 +16,16 @@ from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
 from .publish import BuildCoreDatabase, PublishDatabase, RunAll, WriteItemProperties, WriteTablePart
-from .transform import (DailyFunnel, DataQuality, EnrichEvents, EnrichEventsShard, EventTypeCounts, HourlyTrend,
-                        RejectedRows)
-from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
+from .transform import DataQuality, EnrichEvents, EnrichEventsShard, RejectedRows
+from .analytics import EventAnalyses, HourlyTrend
 from . import summary
 
 summary.install()
 
 __all__ = [
     "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
-    "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents",
-    "EventTypeCounts", "HourlyTrend", "DailyFunnel", "RejectedRows", "DataQuality",
+    "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents", "EventAnalyses", "HourlyTrend", "RejectedRows", "DataQuality",
     "WriteTablePart", "WriteItemProperties", "BuildCoreDatabase", "PublishDatabase", "RunAll",
-    "Overview", "ItemStats", "CategoryStats", "HourOfDayProfile",
 ]
 
 

@@ -16,8 +16,8 @@ from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table,
 from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, property_files
-from .transform import DailyFunnel, DataQuality, EnrichEventsShard, EventTypeCounts, HourlyTrend, RejectedRows
-from .analytics import CategoryStats, HourOfDayProfile, ItemStats, Overview
+from .transform import DataQuality, EnrichEventsShard, RejectedRows
+from .analytics import ANALYSES, EventAnalyses, HourlyTrend
 
 
 # The big tables, written by their own tasks and brought together in the core file.
@@ -27,18 +27,14 @@ SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES)
 
 def _source(table: str):
     """The task (and output key, if it has several) that produces each small published table."""
-    return {
+    sources = {
         "category_tree": (LoadCategoryTree(), "tree"),
-        "event_type_counts": (EventTypeCounts(), None),
         "hourly_trend": (HourlyTrend(), None),
-        "daily_funnel": (DailyFunnel(), None),
         "rejected_rows": (RejectedRows(), None),
         "data_quality": (DataQuality(), None),
-        "overview": (Overview(), None),
-        "item_stats": (ItemStats(), None),
-        "category_stats": (CategoryStats(), None),
-        "hour_of_day_profile": (HourOfDayProfile(), None),
-    }[table]
+        **{name: (EventAnalyses(), name) for name in ANALYSES},
+    }
+    return sources[table]
 
 
 class WriteTablePart(RetailTask):

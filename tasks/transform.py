@@ -65,61 +65,6 @@ class EnrichEvents(RetailTask):
         """Nothing to do: complete once every shard is."""
 
 
-class _FromEnriched(RetailTask):
-    """An aggregate computed from events_enriched alone."""
-
-    table_name: str
-    columns: list[str]
-
-    def requires(self):
-        return EnrichEvents()
-
-    def output(self):
-        return self.work_target(self.table_name, TABLE_SUFFIX)
-
-    def compute(self, enriched):
-        raise NotImplementedError
-
-    def run(self):
-        self.step(0, 3, "reading events_enriched")
-        enriched = load_table(self.input(), columns=self.columns)
-        self.step(1, 3, f"computing {self.table_name} from {enriched.num_rows:,} events")
-        table = self.compute(enriched)
-        self.step(2, 3, f"writing {table.num_rows:,} rows")
-        save_table(self.output(), table)
-        self.step(3, 3, f"{table.num_rows:,} rows")
-
-
-class EventTypeCounts(_FromEnriched):
-    table_name = "event_type_counts"
-    columns = ["timestamp_ms", "event"]
-
-    def compute(self, enriched):
-        return aggregates.event_type_counts(enriched)
-
-
-class DailyFunnel(_FromEnriched):
-    table_name = "daily_funnel"
-    columns = ["timestamp_ms", "visitorid", "event"]
-
-    def compute(self, enriched):
-        return aggregates.daily_funnel(enriched)
-
-
-class HourlyTrend(RetailTask):
-    """Hourly totals with trailing 24 h and 7 day means, from the gap-filled hourly counts."""
-
-    def requires(self):
-        return EventTypeCounts()
-
-    def output(self):
-        return self.work_target("hourly_trend", TABLE_SUFFIX)
-
-    def run(self):
-        self.set_status_message("rolling means over the hourly counts")
-        save_table(self.output(), aggregates.hourly_trend(load_table(self.input())))
-
-
 class RejectedRows(RetailTask):
     """Every rejected input line, from all loaders."""
 
