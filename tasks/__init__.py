@@ -1,7 +1,7 @@
 """The Luigi task graph: ``luigi --module tasks RunAll``.
 
-Tasks are thin: parameters, ``requires()``, ``output()``, and a ``run()`` that calls one
-function of the ``retail_pipeline`` library.
+Tasks are thin: parameters, ``requires()``, ``output()``, and a ``run()`` that calls
+the ``retail_pipeline`` library.
 """
 
 import resource
