@@ -32,23 +32,15 @@ def property_snapshots(snapshots: pa.Table, prop: str) -> pa.Table:
     """The snapshots of property ``prop``. The snapshots table is stored sorted by property, so
     they are one slice of it, found from the column's runs of equal values without comparing
     every row to ``prop`` and copying the matches; in any other order they are filtered."""
-    runs: list[list] = []  # [value, start, stop] of each run of one value, over all chunks
-    offset = 0
-    for chunk in snapshots.column("property").chunks:
-        if pa.types.is_dictionary(chunk.type):
-            chunk = chunk.cast(chunk.type.value_type)
-        encoded = pc.run_end_encode(chunk)
-        start = offset
-        for value, end in zip(encoded.values.to_pylist(), encoded.run_ends.to_pylist()):
-            if runs and runs[-1][0] == value and runs[-1][2] == start:
-                runs[-1][2] = offset + end
-            else:
-                runs.append([value, start, offset + end])
-            start = offset + end
-        offset += len(chunk)
-    mine = [run for run in runs if run[0] == prop]
-    if len(mine) == 1 and len({run[0] for run in runs}) == len(runs):
-        return snapshots.slice(mine[0][1], mine[0][2] - mine[0][1])
+    column = snapshots.column("property").combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    runs = pc.run_end_encode(column)
+    values, ends = runs.values.to_pylist(), runs.run_ends.to_pylist()
+    if prop in values and len(set(values)) == len(values):  # one run per property: sorted
+        k = values.index(prop)
+        start = ends[k - 1] if k else 0
+        return snapshots.slice(start, ends[k] - start)
     return snapshots.filter(pc.equal(snapshots.column("property"), prop))
 
 
