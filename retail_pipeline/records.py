@@ -129,11 +129,15 @@ class ParsedChunk:
     rejected: list[tuple[int, str, str]]  # (line_number, reason, raw)
 
 
+def _blank_as_null(column: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+
+
 def _to_int64(column: pa.Array, *, optional: bool) -> pa.Array:
     if pa.types.is_integer(column.type):
         return column
     if optional:
-        column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+        column = _blank_as_null(column)
     if pc.any(pc.match_substring(column, ".")).as_py():
         column = pc.replace_substring_regex(column, r"\.0+$", "")
     return pc.cast(column, pa.int64())
@@ -261,8 +265,8 @@ def _parse_well_formed_chunk(fmt: RowFormat, chunk: LineChunk) -> ParsedChunk | 
     written plainly (no ``+`` or leading zero for the careful path to handle) and no ``\\r``
     sat anywhere but before a ``\\n``. A column with a zero fraction somewhere (``2727.0``) is
     read as text instead, each value checked against the rules' integer pattern and counted at
-    its exact length. Lines longer than ``MAX_LINE_BYTES`` also go
-    the careful way. On any doubt the chunk goes through :func:`parse_chunk_by_line`.
+    its exact length. Lines longer than ``MAX_LINE_BYTES`` also go the careful way. On any doubt
+    the chunk goes through :func:`parse_chunk_by_line`.
     """
     data = chunk.data
     if chunk.count == 0:
@@ -330,7 +334,7 @@ def _read_csv_typed_where_plain(fmt: RowFormat, data) -> list[pa.Array]:
 
 def _int64_or_text(column: pa.Array) -> pa.Array:
     try:
-        return pc.cast(pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column), pa.int64())
+        return pc.cast(_blank_as_null(column), pa.int64())  # no zero fractions: those stay text
     except pa.ArrowInvalid:
         return column
 

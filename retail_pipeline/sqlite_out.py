@@ -66,15 +66,13 @@ def write_table(
     schema: TableSchema,
     path: str | os.PathLike,
     progress: Callable[[int], None] | None = None,
-    *,
-    with_indexes: bool = False,
 ) -> int:
     """Write the rows of ``tables`` as the only table of a new SQLite file at ``path``; return
     the row count. ``path`` must not exist (the caller passes a temporary path and renames it
     when this returns); see :func:`append_table` for the rest."""
     if os.path.exists(path):
         os.remove(path)
-    return append_table(path, tables, schema, progress, with_indexes=with_indexes)
+    return append_table(path, tables, schema, progress)
 
 
 def append_table(
@@ -82,8 +80,6 @@ def append_table(
     tables: pa.Table | Iterable[pa.Table],
     schema: TableSchema,
     progress: Callable[[int], None] | None = None,
-    *,
-    with_indexes: bool = False,
 ) -> int:
     """Create table ``schema`` in the SQLite file ``path`` (made if missing) and insert the rows
     of ``tables`` (one table, or several written one after the other); return the row count.
@@ -92,7 +88,6 @@ def append_table(
     SQLite driver, which binds Arrow arrays to a prepared INSERT in C: 3-4x faster than
     Python's ``sqlite3`` with its one Python object per value. An iterable is consumed
     lazily, so a generator that reads one shard at a time keeps one shard in memory.
-    ``with_indexes`` also builds the schema's indexes (publishing creates only missing ones).
     """
     if isinstance(tables, pa.Table):
         tables = [tables]
@@ -122,13 +117,6 @@ def append_table(
                                    mode="append")
         finally:
             cursor.close()
-    if with_indexes and schema.indexes:
-        conn = _fast_connection(path)
-        try:
-            for sql in schema.index_sql():
-                conn.execute(sql)
-        finally:
-            conn.close()
     return written
 
 
@@ -149,14 +137,19 @@ def build_core(
     conn = _fast_connection(path)
     try:
         for name, parts in copied.items():
-            for number, part in enumerate(parts, start=1):
-                say(f"copying {name} part {number} of {len(parts)}")
-                _copy_table(conn, name, part, create=number == 1)
+            _copy_parts(conn, name, parts, say)
             for sql in TABLES[name].index_sql():
                 say(f"indexing {name}")
                 conn.execute(sql)
     finally:
         conn.close()
+
+
+def _copy_parts(conn: sqlite3.Connection, name: str, parts: list[str | os.PathLike], say: Callable[[str], None]) -> None:
+    """Create table ``name`` in ``conn``'s main database with the rows of its part files, in order."""
+    for number, part in enumerate(parts, start=1):
+        say(f"copying {name} part {number} of {len(parts)}")
+        _copy_table(conn, name, part, create=number == 1)
 
 
 def _copy_table(conn: sqlite3.Connection, name: str, source: str | os.PathLike, create: bool = True) -> None:
@@ -230,9 +223,7 @@ def publish_database(
             raise ValueError(f"no rows for tables: {sorted(missing)}")
         db = sqlite_utils.Database(conn)
         for name, files in parts.items():
-            for index, part in enumerate(files):
-                say(f"copying {name} part {index + 1} of {len(files)}")
-                _copy_table(conn, name, part, create=index == 0)
+            _copy_parts(conn, name, files, say)
         conn.execute("BEGIN")
         for schema in TABLES.values():
             for sql in schema.index_sql():

@@ -250,14 +250,17 @@ def run_pipeline(command: list[str], log_prefix: Path) -> dict:
     return result
 
 
+def _matching(stderr: str, pattern: re.Pattern):
+    """The matches of ``pattern`` among the lines of ``stderr``, in order."""
+    return (match for match in (pattern.match(line.strip()) for line in stderr.splitlines()) if match)
+
+
 def parse_timings(stderr: str) -> dict[str, float]:
     """``TIMING <task_id> <seconds>s`` lines as {task_id: seconds}, slowest first."""
     timings: dict[str, float] = {}
-    for line in stderr.splitlines():
-        match = TIMING.match(line.strip())
-        if match:
-            task_id, seconds = match.group(1), float(match.group(2))
-            timings[task_id] = timings.get(task_id, 0.0) + seconds
+    for match in _matching(stderr, TIMING):
+        task_id, seconds = match.group(1), float(match.group(2))
+        timings[task_id] = timings.get(task_id, 0.0) + seconds
     return dict(sorted(timings.items(), key=lambda item: (-item[1], item[0])))
 
 
@@ -288,10 +291,8 @@ def write_tasks(timings: dict[str, float], table: str) -> dict[str, float]:
 def parse_starts(stderr: str) -> dict[str, float]:
     """``STARTED <task_id> <unix time>`` lines as {task_id: seconds after the first task started}."""
     starts = {}
-    for line in stderr.splitlines():
-        match = STARTED.match(line.strip())
-        if match:
-            starts.setdefault(match.group(1), float(match.group(2)))
+    for match in _matching(stderr, STARTED):
+        starts.setdefault(match.group(1), float(match.group(2)))
     first = min(starts.values(), default=0.0)
     return {task_id: round(at - first, 2) for task_id, at in starts.items()}
 
@@ -299,13 +300,8 @@ def parse_starts(stderr: str) -> dict[str, float]:
 def parse_task_cpu(stderr: str) -> dict[str, dict]:
     """``CPU <task_id> user <s>s system <s>s page-faults <n>`` lines (``tasks/__init__.py``) as
     {task_id: {"user_s", "system_s", "page_faults"}}: the task's process, threads included."""
-    found = {}
-    for line in stderr.splitlines():
-        match = TASK_CPU.match(line.strip())
-        if match:
-            found[match.group(1)] = {"user_s": float(match.group(2)), "system_s": float(match.group(3)),
-                                     "page_faults": int(match.group(4))}
-    return found
+    return {match.group(1): {"user_s": float(match.group(2)), "system_s": float(match.group(3)),
+                             "page_faults": int(match.group(4))} for match in _matching(stderr, TASK_CPU)}
 
 
 def sqlite_write(rows: int, parts: dict[str, float]) -> dict:

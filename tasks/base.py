@@ -45,8 +45,8 @@ def source_digest() -> str:
 
 # Scheduling priority of the longest chain (Luigi runs the runnable task of highest priority
 # first; a task's dependencies inherit its priority): property files -> item_properties and
-# snapshots -> enriched shards (with their sessions) -> the core database -> publishing. The many small
-# aggregates fill the gaps.
+# snapshots -> enriched shards (with their sessions) -> the core database -> publishing. The
+# analysis tables and the small tables' files fill the gaps.
 CRITICAL_PATH = 100
 
 
