@@ -9,6 +9,7 @@ from typing import Callable
 import luigi
 
 from retail_pipeline import schema
+from retail_pipeline import sqlite_btree
 from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, table_counts, write_table
 from retail_pipeline.stages import item_properties_by_range, remove_stale_temporaries, table_summary
 
@@ -58,7 +59,8 @@ class WriteTablePart(RetailTask):
 
 class WriteItemProperties(RetailTask):
     """item_properties, range by range (each merged from the property files' latest values
-    for it), into a new SQLite file, in key order."""
+    for it), into a new SQLite file, in key order: its pages written directly
+    (:mod:`retail_pipeline.sqlite_btree`)."""
 
     priority = CRITICAL_PATH
 
@@ -78,8 +80,8 @@ class WriteItemProperties(RetailTask):
                 self.set_progress_percentage(round(100 * k / ranges))
                 yield part
 
-        write_outputs([(self.output(), lambda path: write_table(
-            merged_ranges(), schema.TABLES["item_properties"], path, progress))])
+        write_outputs([(self.output(), lambda path: sqlite_btree.write_table(
+            path, schema.TABLES["item_properties"], merged_ranges(), progress=progress))])
         self.step(1, 1, "item_properties written")
 
 

@@ -1,0 +1,629 @@
+"""Writing big tables and their indexes straight into SQLite's file format.
+
+Inserting the big tables through SQLite (even binding Arrow arrays in C, through ADBC) costs
+most of the pipeline's CPU: 11.7 M item_properties rows ~10 s, the 2.76 M events with their
+four indexes ~12 s. Almost all of it is SQLite's per-row work: running the INSERT program,
+finding the leaf, balancing pages, and for an index sorting its entries one comparison of
+records at a time. Here the rows are already in Arrow arrays, so the same b-trees are built
+with array operations and their pages written out as they are
+(https://sqlite.org/fileformat2.html):
+
+- SQLite itself creates the tables and indexes, empty, so the schema pages are its own and
+  each b-tree has its root page;
+- each row becomes a record (a header of serial types, then the values) in a cell. A table
+  (rowid) b-tree keeps every cell in its leaves, in rowid order; an index b-tree (an index,
+  or a ``WITHOUT ROWID`` table) holds each key once, in key order: after each leaf, the next
+  cell moves up to the level above. Levels are packed until one page is left: the root;
+- pages are appended after the last page of the file, and the header's page count is set;
+- rows whose records do not fit in one page (they would need overflow pages) are left out
+  and inserted afterwards by SQLite itself, which also indexes them.
+
+The result is a database that SQLite reads, checks (``PRAGMA integrity_check``) and writes like
+any other: ``tests/test_sqlite_btree.py`` compares it with the same rows inserted by SQLite.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .schema import TableSchema
+from .sorting import dense_codes, radix_argsort
+from .sqlite_out import PAGE_SIZE
+
+TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR = 0x0D, 0x05, 0x0A, 0x02
+SLICE_ROWS = 1 << 18  # rows made into cells at a time: small temporaries, reused
+
+
+def max_local_payload(page_size: int, table_leaf: bool) -> int:
+    """The largest payload a cell holds without overflow pages (SQLite's maxLeaf and maxLocal)."""
+    return page_size - 35 if table_leaf else (page_size - 12) * 64 // 255 - 23
+
+
+# --- records -------------------------------------------------------------------------------
+
+def _varint(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SQLite varints of non-negative values below 2**56: their bytes (left-aligned, as many
+    columns as the longest needs) and lengths."""
+    values = np.asarray(values, dtype=np.int64)
+    top = int(values.max()) if len(values) else 0
+    if int(values.min(initial=0)) < 0 or top >= 1 << 56:
+        raise ValueError("varint out of range")
+    length = np.ones(len(values), dtype=np.int64)
+    for bits in range(7, max(top.bit_length(), 1), 7):
+        length += values >= (1 << bits)
+    width = int(length.max(initial=1))
+    out = np.zeros((len(values), width), dtype=np.uint8)
+    for position in range(width):  # groups of 7 bits, most significant first, high bit on all but the last
+        group = (values >> np.maximum(7 * (length - 1 - position), 0)) & 0x7F
+        out[:, position] = np.where(position < length - 1, 0x80 | group, group)
+    return out, length
+
+
+def _binary_rows(matrix: np.ndarray, mask: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """Row i of ``matrix`` where ``mask`` is set (``lengths[i]`` bytes), as element i of a binary array."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(pa.binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(matrix[mask])])
+
+
+def _right_aligned(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """The last ``lengths[i]`` big-endian bytes of each 8-byte value, as a binary array."""
+    matrix = values.astype(">i8").view(np.uint8).reshape(-1, 8)
+    return _binary_rows(matrix, np.arange(8) >= 8 - lengths[:, None], lengths)
+
+
+class _Row:
+    """Rows of bytes built piece by piece, each piece up to 3 bytes per row, at each row's own position."""
+
+    def __init__(self, rows: int, width: int):
+        self.matrix = np.zeros((rows, width), dtype=np.uint8)
+        self.length = np.zeros(rows, dtype=np.int64)
+        self.rows = np.arange(rows)
+
+    def add(self, piece: np.ndarray, lengths: np.ndarray) -> None:
+        for k in range(piece.shape[1]):
+            at = self.rows if k == 0 else np.flatnonzero(lengths > k)
+            self.matrix[at, self.length[at] + k] = piece[at, k]
+        self.length += lengths
+
+    def binary(self) -> pa.Array:
+        return _binary_rows(self.matrix, np.arange(self.matrix.shape[1]) < self.length[:, None], self.length)
+
+
+# The smallest integer serial type (1-6) holding each magnitude, and its body length.
+_INT_LIMITS = np.array([127, 32767, 8388607, 2147483647, 140737488355327], dtype=np.int64)
+_INT_TYPES = np.array([1, 2, 3, 4, 5, 6], dtype=np.int64)
+_BODY_LENGTH = np.array([0, 1, 2, 3, 4, 6, 8, 8, 0, 0], dtype=np.int64)  # by serial type 0-9
+
+
+def _column_serial(column: pa.Array, declared: str, bodies: bool = True):
+    """Per value: serial type, body length, and (if ``bodies``) the bodies: a binary array, or an
+    (n, width) byte matrix when every body has the same width.
+
+    A column without NULLs stores all its integers with the one width its largest magnitude
+    needs (0 and 1 as SQLite does, in the type alone): a fixed width is copied column-wise,
+    where per-value widths would be gathered byte by byte. Any width that holds a value reads
+    back as the same value.
+    """
+    n = len(column)
+    if declared == "TEXT":
+        valid = ~column.is_null().to_numpy(zero_copy_only=False) if column.null_count else np.ones(n, bool)
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset: column.offset + n + 1]
+        length = np.where(valid, np.diff(offsets), 0).astype(np.int64)
+        body = (column.fill_null(b"") if column.null_count else column) if bodies else None
+        return np.where(valid, 13 + 2 * length, 0), length, body
+    if column.null_count:
+        valid = ~column.is_null().to_numpy(zero_copy_only=False)
+        values = column.fill_null(0).to_numpy()
+        if declared == "REAL":
+            kind = np.where(valid, 7, 0)
+            bits = values.astype(">f8").view(">i8")
+        else:
+            kind = np.where(valid, _integer_types(values), 0)
+            kind = np.where(valid & ((values == 0) | (values == 1)), 8 + values, kind)
+            bits = values
+        length = _BODY_LENGTH[kind]
+        return kind, length, (_right_aligned(bits, length) if bodies else None)
+    values = column.to_numpy()
+    if declared == "REAL":
+        kind = np.full(n, 7, dtype=np.int64)
+        width, bits = 8, values.astype(">f8").view(np.uint8).reshape(-1, 8) if bodies else None
+    elif n and int(values.min()) >= 0 and int(values.max()) <= 1:
+        kind, width, bits = 8 + values.astype(np.int64), 0, np.zeros((n, 0), np.uint8)
+    else:
+        kind = np.full(n, int(_integer_types(np.array([values.min(initial=0), values.max(initial=0)])).max()))
+        width = int(_BODY_LENGTH[kind[0]]) if n else 0
+        bits = values.astype(">i8").view(np.uint8).reshape(-1, 8)[:, 8 - width:] if bodies else None
+    return kind, np.full(n, width, dtype=np.int64), bits
+
+
+def _integer_types(values: np.ndarray) -> np.ndarray:
+    magnitude = np.where(values < 0, ~values, values)
+    return _INT_TYPES[np.searchsorted(_INT_LIMITS, magnitude)]
+
+
+def _plain(column, declared: str) -> pa.Array:
+    """A column as the array type its declared SQLite type is built from."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if declared == "TEXT":
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if pa.types.is_large_string(column.type) or pa.types.is_large_binary(column.type):
+            column = column.cast(pa.binary())
+        if not (pa.types.is_string(column.type) or pa.types.is_binary(column.type)):
+            raise TypeError(f"TEXT column given as {column.type}")
+        return column.cast(pa.binary())
+    if declared == "INTEGER":
+        if not (pa.types.is_integer(column.type) or pa.types.is_boolean(column.type)):
+            raise TypeError(f"INTEGER column given as {column.type}")
+        return column.cast(pa.int64())
+    if declared == "REAL":
+        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+            raise TypeError(f"REAL column given as {column.type}")
+        column = column.cast(pa.float64())
+        nan = pc.is_nan(column).to_numpy(zero_copy_only=False)
+        if nan.any():  # SQLite stores a NaN as NULL
+            column = pc.if_else(pa.array(nan), pa.scalar(None, pa.float64()), column)
+        return column
+    raise TypeError(f"{declared} columns are not supported")
+
+
+def _payload_sizes(columns: list[pa.Array], declared: list[str]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Each row's serial types (per column), record header size and record size."""
+    kinds, lengths, _ = zip(*(_column_serial(c, d, bodies=False) for c, d in zip(columns, declared)))
+    header = 1 + sum(_varint(kind)[1] for kind in kinds)
+    header = header + (header >= 128)  # a header of 128 bytes or more has a 2-byte size (< 2**14 here)
+    return kinds, header, header + sum(lengths)
+
+
+def cells(columns: list[pa.Array], declared: list[str], rowid: np.ndarray | None, max_payload: int,
+          ) -> tuple[pa.Array, np.ndarray]:
+    """The leaf cell of each row (payload size, the rowid if given, the record), as a binary
+    array, and whether each row's payload fits in ``max_payload`` bytes: rows that do not are
+    left out of the array."""
+    kinds, body_lengths, bodies = zip(*(_column_serial(c, d) for c, d in zip(columns, declared)))
+    type_varints = [_varint(kind) for kind in kinds]
+    header = 1 + sum(lengths for _, lengths in type_varints)
+    header = header + (header >= 128)  # a header of 128 bytes or more has a 2-byte size (< 2**14 here)
+    payload = header + sum(body_lengths)
+    fits = payload <= max_payload
+    if not fits.all():
+        keep = np.flatnonzero(fits)
+        type_varints = [(piece[keep], lengths[keep]) for piece, lengths in type_varints]
+        header, payload = header[keep], payload[keep]
+        bodies = [body[keep] if isinstance(body, np.ndarray) else body.take(pa.array(keep)) for body in bodies]
+        rowid = None if rowid is None else rowid[keep]
+    pieces = [_varint(payload), *([_varint(rowid)] if rowid is not None else []), _varint(header), *type_varints]
+    prefix = _Row(len(payload), sum(piece.shape[1] for piece, _ in pieces))
+    for piece, lengths in pieces:
+        prefix.add(piece, lengths)
+    return pc.binary_join_element_wise(prefix.binary(), *_joined_matrices(bodies), b""), fits
+
+
+def _joined_matrices(bodies: list) -> list[pa.Array]:
+    """The bodies as binary arrays, runs of fixed-width matrices joined side by side into one."""
+    out, run = [], []
+    for body in [*bodies, None]:
+        if isinstance(body, np.ndarray):
+            run.append(body)
+            continue
+        if run:
+            matrix = np.hstack(run) if len(run) > 1 else np.ascontiguousarray(run[0])
+            if matrix.shape[1]:
+                offsets = np.arange(0, matrix.size + 1, matrix.shape[1], dtype=np.int32)
+                out.append(pa.Array.from_buffers(pa.binary(), matrix.shape[0],
+                                                 [None, pa.py_buffer(offsets), pa.py_buffer(matrix)]))
+            run = []
+        if body is not None:
+            out.append(body)
+    return out
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+def _offsets(cells: pa.Array) -> np.ndarray:
+    return np.frombuffer(cells.buffers()[1], dtype=np.int32)[cells.offset: cells.offset + len(cells) + 1].astype(np.int64)
+
+
+def _data(cells: pa.Array) -> np.ndarray:
+    return np.frombuffer(cells.buffers()[2], dtype=np.uint8) if len(cells) else np.zeros(0, np.uint8)
+
+
+class BTreeFile:
+    """An SQLite file whose tables and indexes exist (created by SQLite, empty) and whose b-trees
+    are filled here: each b-tree's pages are appended after the last page of the file, its
+    root written in place. :meth:`close` sets the header's page count."""
+
+    BUFFERED_PAGES = 256  # consecutive pages written at once
+
+    def __init__(self, path: str | os.PathLike):
+        self.file = open(path, "r+b")
+        header = self.file.read(100)
+        if header[:16] != b"SQLite format 3\x00":
+            raise ValueError(f"{path}: not an SQLite database")
+        size = int.from_bytes(header[16:18], "big")
+        self.page_size = 65536 if size == 1 else size
+        if header[20] != 0 or int.from_bytes(header[44:48], "big") != 4:
+            raise ValueError(f"{path}: only schema format 4 without reserved bytes is supported")
+        if int.from_bytes(header[24:28], "big") != int.from_bytes(header[92:96], "big"):
+            raise ValueError(f"{path}: the header's page count is not valid")
+        self.pages = int.from_bytes(header[28:32], "big")
+        self.buffer = np.zeros((self.BUFFERED_PAGES, self.page_size), dtype=np.uint8)
+        self.buffered = 0
+
+    def close(self) -> None:
+        try:
+            self._flush()
+            self.file.seek(28)
+            self.file.write(self.pages.to_bytes(4, "big"))
+        finally:
+            self.file.close()
+
+    def __enter__(self) -> "BTreeFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def index_tree(self, root: int) -> "_IndexTree":
+        """A writer of the index b-tree rooted at page ``root`` (an index or a WITHOUT ROWID table)."""
+        return _IndexTree(self, root)
+
+    def table_tree(self, root: int) -> "_TableTree":
+        """A writer of the table b-tree rooted at page ``root`` (a rowid table)."""
+        return _TableTree(self, root)
+
+    def _new_page(self) -> int:
+        if self.buffered == self.BUFFERED_PAGES:
+            self._flush()
+        self.buffered += 1
+        self.pages += 1
+        return self.pages
+
+    def _flush(self) -> None:
+        if self.buffered:
+            self.file.seek((self.pages - self.buffered) * self.page_size)
+            self.file.write(self.buffer[: self.buffered].data)
+            self.buffered = 0
+
+    def write_page(self, page: int, kind: int, data: np.ndarray, offsets: np.ndarray, start: int, stop: int,
+                   right_child: int | None = None) -> None:
+        """Page ``page`` (a new one, or a root): cells ``start`` to ``stop`` (back to back at the
+        page's end, their pointers in order), no free blocks or fragments."""
+        is_new = self.pages - self.buffered < page <= self.pages
+        buffer = self.buffer[page - (self.pages - self.buffered) - 1] if is_new else np.zeros(self.page_size, np.uint8)
+        buffer[:] = 0
+        header_size = 8 if kind in (TABLE_LEAF, INDEX_LEAF) else 12
+        content = data[offsets[start]: offsets[stop]]
+        content_start = self.page_size - len(content)
+        if page == 1 or header_size + 2 * (stop - start) > content_start:
+            raise ValueError(f"page {page}: cells do not fit")
+        buffer[0] = kind
+        buffer[3:5] = np.frombuffer((stop - start).to_bytes(2, "big"), np.uint8)
+        buffer[5:7] = np.frombuffer((content_start % 65536).to_bytes(2, "big"), np.uint8)
+        if right_child is not None:
+            buffer[8:12] = np.frombuffer(right_child.to_bytes(4, "big"), np.uint8)
+        pointers = (content_start + offsets[start:stop] - offsets[start]).astype(">u2")
+        buffer[header_size: header_size + 2 * (stop - start)] = pointers.view(np.uint8)
+        buffer[content_start:] = content
+        if not is_new:
+            self.file.seek((page - 1) * self.page_size)
+            self.file.write(buffer.data)
+
+
+def _fit(space: np.ndarray, start: int, capacity: int) -> int:
+    """How many cells from ``start`` fit in ``capacity`` bytes (``space``: running total of cell + pointer sizes)."""
+    used = space[start - 1] if start else 0
+    return int(np.searchsorted(space, used + capacity, side="right")) - start
+
+
+class _IndexTree:
+    """An index b-tree, its cells given in key order: every key stored once."""
+
+    def __init__(self, file: BTreeFile, root: int):
+        self.file, self.root = file, root
+        self.pending = pa.array([], pa.binary())  # leaf cells not in a page yet
+        self.children: list[int] = []  # the leaves written, in order
+        self.dividers: list[bytes] = []  # the cell moved up after each leaf but the last
+
+    def add(self, cells: pa.Array) -> None:
+        cells = pa.concat_arrays([self.pending, cells]) if len(self.pending) else cells
+        used = self._pack(cells, INDEX_LEAF, None, self.children, self.dividers, final=False)
+        self.pending = cells.slice(used)
+
+    def finish(self) -> None:
+        if len(self.pending) == 0 and not self.children:
+            return  # no rows: the empty root SQLite made stays
+        self._pack(self.pending, INDEX_LEAF, None, self.children, self.dividers, final=True)
+        children, dividers = self.children, self.dividers
+        while len(children) > 1:
+            entries = pa.array([child.to_bytes(4, "big") + cell for child, cell in zip(children, dividers)], pa.binary())
+            right_children, children, dividers = children, [], []
+            self._pack(entries, INDEX_INTERIOR, right_children, children, dividers, final=True)
+
+    def _pack(self, cells: pa.Array, kind: int, right_children: list[int] | None, pages: list[int],
+              moved_up: list[bytes], final: bool) -> int:
+        """Write pages of ``cells`` (appended to ``pages``, the cell after each to ``moved_up``);
+        return how many cells were used: all if ``final``, else the rest wait for more cells.
+        A level that fits in one page is the root."""
+        offsets, data = _offsets(cells), _data(cells)
+        space = np.cumsum(np.diff(offsets) + 2)
+        capacity = self.file.page_size - (8 if kind == INDEX_LEAF else 12)
+        n, start = len(cells), 0
+        while start < n:
+            fit = _fit(space, start, capacity)
+            rest = n - start - fit
+            if not final and rest < 2:
+                break  # this page may take more cells, or needs one to move up and one after it
+            if final and rest == 1:
+                fit -= 1  # one cell to move up and one for the last page
+            last = start + fit >= n
+            page = self.root if last and not pages else self.file._new_page()
+            right = None if kind == INDEX_LEAF else right_children[start + fit]
+            self.file.write_page(page, kind, data, offsets, start, start + fit, right)
+            pages.append(page)
+            if last:
+                return n
+            skip = 0 if kind == INDEX_LEAF else 4  # a divider moves up without its child pointer
+            moved_up.append(bytes(data[offsets[start + fit] + skip: offsets[start + fit + 1]]))
+            start += fit + 1
+        return start
+
+
+class _TableTree:
+    """A table b-tree, its cells given in rowid order: all cells in the leaves, each interior
+    cell a child and the largest rowid under it."""
+
+    def __init__(self, file: BTreeFile, root: int):
+        self.file, self.root = file, root
+        self.pending = pa.array([], pa.binary())
+        self.pending_rowids = np.zeros(0, np.int64)
+        self.children: list[int] = []
+        self.keys: list[int] = []  # the largest rowid in each leaf
+
+    def add(self, cells: pa.Array, rowids: np.ndarray) -> None:
+        if len(self.pending):
+            cells = pa.concat_arrays([self.pending, cells])
+            rowids = np.concatenate([self.pending_rowids, rowids])
+        used = self._pack(cells, rowids, TABLE_LEAF, None, self.children, self.keys, final=False)
+        self.pending, self.pending_rowids = cells.slice(used), rowids[used:]
+
+    def finish(self) -> None:
+        if len(self.pending) == 0 and not self.children:
+            return
+        self._pack(self.pending, self.pending_rowids, TABLE_LEAF, None, self.children, self.keys, final=True)
+        children, keys = self.children, self.keys
+        while len(children) > 1:
+            key_bytes, key_lengths = _varint(np.array(keys, dtype=np.int64))
+            entries = pa.array([child.to_bytes(4, "big") + bytes(key_bytes[i, :key_lengths[i]])
+                                for i, child in enumerate(children)], pa.binary())
+            right_children, children, next_keys = children, [], []
+            self._pack(entries, np.array(keys, dtype=np.int64), TABLE_INTERIOR, right_children, children, next_keys,
+                       final=True)
+            keys = next_keys
+
+    def _pack(self, cells: pa.Array, rowids: np.ndarray, kind: int, right_children: list[int] | None,
+              pages: list[int], keys: list[int], final: bool) -> int:
+        """Write pages of ``cells`` (appended to ``pages``, the largest rowid under each to
+        ``keys``); an interior page's last entry is its right child. Return how many cells
+        were used: all if ``final``."""
+        offsets, data = _offsets(cells), _data(cells)
+        space = np.cumsum(np.diff(offsets) + 2)
+        leaf = kind == TABLE_LEAF
+        capacity = self.file.page_size - (8 if leaf else 12)
+        n, start = len(cells), 0
+        while start < n:
+            # an interior page holds its entries as cells but for the last (the right child)
+            fit = _fit(space, start, capacity) + (0 if leaf else 1)
+            fit = min(fit, n - start)
+            rest = n - start - fit
+            if not final and rest < 1:
+                break
+            if not leaf and rest == 1:
+                fit -= 1  # an interior page needs two children
+            last = start + fit >= n
+            page = self.root if last and not pages else self.file._new_page()
+            stop = start + fit if leaf else start + fit - 1
+            right = None if leaf else right_children[start + fit - 1]
+            self.file.write_page(page, kind, data, offsets, start, stop, right)
+            pages.append(page)
+            keys.append(int(rowids[start + fit - 1]))
+            start += fit
+        return start
+
+
+# --- tables --------------------------------------------------------------------------------
+
+def _create(path: str | os.PathLike, schema: TableSchema, page_size: int) -> list[tuple[str, int, list[str], bool]]:
+    """Create ``schema``'s table and indexes, empty, in the SQLite file ``path`` (made with
+    ``page_size`` if new); return each b-tree as (name, root page, key columns, unique):
+    the table's own first (key columns: ``[]`` for a rowid table), then its indexes."""
+    conn = sqlite3.connect(os.fspath(path), isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA page_size={page_size}")
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("BEGIN")
+        conn.execute(schema.create_sql())
+        for sql in schema.index_sql():
+            conn.execute(sql)
+        conn.execute("COMMIT")
+        if conn.execute("PRAGMA freelist_count").fetchone()[0]:
+            raise ValueError(f"{path}: has free pages (the new b-trees would not be at its end)")
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (schema.name,)).fetchone()
+        trees = [(schema.name, root, list(schema.primary_key) if schema.without_rowid else [], True)]
+        if not schema.without_rowid:
+            for _, name, unique, *_ in conn.execute(f"PRAGMA index_list([{schema.name}])").fetchall()[::-1]:
+                (index_root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+                columns = [row[2] for row in conn.execute(f"PRAGMA index_info([{name}])")]
+                trees.append((name, index_root, columns, bool(unique)))
+        return trees
+    finally:
+        conn.close()
+
+
+def _fitting(columns: list[pa.Array], declared: list[str], max_payload: int) -> np.ndarray:
+    """Whether each row's record fits in ``max_payload`` bytes; sized exactly only when the
+    longest values of every column together might not fit."""
+    longest = sum(9 + (8 if kind != "TEXT" else int(np.diff(_offsets(column)).max(initial=0)) + 2)
+                  for column, kind in zip(columns, declared))
+    if longest + 9 <= max_payload:
+        return np.ones(len(columns[0]) if columns else 0, dtype=bool)
+    return _payload_sizes(columns, declared)[2] <= max_payload
+
+
+def _sort_codes(column: pa.Array, declared: str) -> np.ndarray:
+    """Non-negative int64 codes ordering ``column`` as SQLite orders an index on it: NULL
+    first, numbers by value, text by its bytes (the BINARY collation)."""
+    valid = ~column.is_null().to_numpy(zero_copy_only=False)
+    if declared == "TEXT":
+        encoded = pc.dictionary_encode(column)
+        words = encoded.dictionary.to_pylist()
+        rank = np.zeros(max(len(words), 1), dtype=np.int64)  # (an all-NULL column has no words)
+        rank[sorted(range(len(words)), key=words.__getitem__)] = np.arange(len(words))
+        codes = rank[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+    elif declared == "INTEGER":
+        codes = dense_codes(column.fill_null(0).to_numpy(zero_copy_only=False))
+    else:
+        values = column.fill_null(0.0).to_numpy(zero_copy_only=False)
+        codes = np.unique(values, return_inverse=True)[1].astype(np.int64) if len(values) else np.zeros(0, np.int64)
+    return np.where(valid, codes + 1, 0)
+
+
+def _index_order(columns: list[pa.Array], declared: list[str]) -> np.ndarray:
+    """The rows in index order: by the columns, ties in row order (the rowid, last in the key)."""
+    order = None
+    for column, kind in reversed(list(zip(columns, declared))):
+        order = radix_argsort(_sort_codes(column, kind), order)
+    return order if order is not None else np.arange(len(columns[0]) if columns else 0)
+
+
+def _check_increasing(columns: list[pa.Array], declared: list[str], what: str) -> None:
+    """Raise ValueError unless the rows are in strictly increasing order of these columns."""
+    if not columns or len(columns[0]) < 2:
+        return
+    codes = [_sort_codes(c, d) for c, d in zip(columns, declared)]
+    less = np.zeros(len(codes[0]) - 1, dtype=bool)
+    equal = np.ones(len(codes[0]) - 1, dtype=bool)
+    for code in codes:
+        less |= equal & (code[:-1] < code[1:])
+        equal &= code[:-1] == code[1:]
+    if not less.all():
+        row = int(np.flatnonzero(~less)[0]) + 1
+        raise ValueError(f"{what}: row {row} is not after row {row - 1} in key order")
+
+
+def write_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[pa.Table],
+                page_size: int = PAGE_SIZE, progress: Callable[[int], None] | None = None) -> int:
+    """Add table ``schema`` and its indexes, holding the rows of ``tables``, to the SQLite file
+    ``path`` (created if missing); return the row count.
+
+    A rowid table's rows get rowids 1, 2, ... in the order given; a ``WITHOUT ROWID`` table's
+    rows must come in strictly increasing key order (``ValueError`` otherwise; its key must be
+    its leading columns). INTEGER, REAL and TEXT columns; strings may be dictionary-encoded.
+    """
+    trees = _create(path, schema, page_size)
+    declared = [kind for _, kind in schema.columns]
+    if schema.without_rowid:
+        if list(schema.column_names[: len(schema.primary_key)]) != list(schema.primary_key):
+            raise ValueError(f"{schema.name}: a WITHOUT ROWID table must be keyed on its leading columns")
+        return _write_without_rowid(path, schema, declared, trees[0][1], tables, progress)
+    return _write_rowid_table(path, schema, declared, trees, tables, progress)
+
+
+def _columns(table: pa.Table, schema: TableSchema, declared: list[str]) -> list[pa.Array]:
+    return [_plain(table.column(name), kind) for name, kind in zip(schema.column_names, declared)]
+
+
+def _write_without_rowid(path, schema, declared, root, tables, progress) -> int:
+    keys = len(schema.primary_key)
+    oversized, written, previous = [], 0, None
+    with BTreeFile(path) as file:
+        tree = file.index_tree(root)
+        max_payload = max_local_payload(file.page_size, table_leaf=False)
+        for table in (t.slice(s, SLICE_ROWS) for t in tables for s in range(0, t.num_rows, SLICE_ROWS)):
+            columns = _columns(table, schema, declared)
+            key = columns[:keys] if previous is None else [pa.concat_arrays([p, c]) for p, c in zip(previous, columns[:keys])]
+            _check_increasing(key, declared[:keys], schema.name)
+            previous = [c.slice(len(c) - 1) for c in columns[:keys]]
+            leaf_cells, fits = cells(columns, declared, None, max_payload)
+            tree.add(leaf_cells)
+            if not fits.all():
+                oversized.append((None, [c.filter(pa.array(~fits)) for c in columns]))
+            written += table.num_rows
+            if progress is not None:
+                progress(written)
+        tree.finish()
+    _insert_with_sqlite(path, schema, oversized)
+    return written
+
+
+def _write_rowid_table(path, schema, declared, trees, tables, progress) -> int:
+    tables = [t for t in tables]
+    table = pa.concat_tables([t.select(list(schema.column_names)) for t in tables]) if tables else None
+    if table is None or table.num_rows == 0:
+        return 0
+    columns = _columns(table, schema, declared)
+    kind_of = dict(zip(schema.column_names, declared))
+    rowids = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    with BTreeFile(path) as file:
+        # rows too big for one page (table cell, or any index entry) are left to SQLite
+        fits = _fitting(columns, declared, max_local_payload(file.page_size, table_leaf=True))
+        for _, _, key, _ in trees[1:]:
+            entry = [columns[schema.column_names.index(c)] for c in key] + [pa.array(rowids)]
+            fits &= _fitting(entry, [kind_of[c] for c in key] + ["INTEGER"],
+                             max_local_payload(file.page_size, table_leaf=False))
+        oversized = [] if fits.all() else [(rowids[~fits], [c.filter(pa.array(~fits)) for c in columns])]
+        if not fits.all():
+            keep = pa.array(np.flatnonzero(fits))
+            columns, rowids = [c.take(keep) for c in columns], rowids[fits]
+        tree = file.table_tree(trees[0][1])
+        for start in range(0, len(rowids), SLICE_ROWS):
+            part = [c.slice(start, SLICE_ROWS) for c in columns]
+            tree.add(cells(part, declared, rowids[start: start + SLICE_ROWS], 1 << 62)[0], rowids[start: start + SLICE_ROWS])
+            if progress is not None:
+                progress(min(start + SLICE_ROWS, len(rowids)))
+        tree.finish()
+        for name, root, key, unique in trees[1:]:
+            entry = [columns[schema.column_names.index(c)] for c in key] + [pa.array(rowids)]
+            entry_declared = [kind_of[c] for c in key] + ["INTEGER"]
+            order = _index_order(entry[:-1], entry_declared[:-1])
+            if unique:
+                _check_increasing([c.take(pa.array(order)) for c in entry[:-1]], entry_declared[:-1], name)
+            tree = file.index_tree(root)
+            for start in range(0, len(order), SLICE_ROWS):
+                rows = pa.array(order[start: start + SLICE_ROWS])
+                tree.add(cells([c.take(rows) for c in entry], entry_declared, None, 1 << 62)[0])
+            tree.finish()
+    _insert_with_sqlite(path, schema, oversized)
+    return table.num_rows
+
+
+def _insert_with_sqlite(path, schema: TableSchema, parts: list[tuple[np.ndarray | None, list[pa.Array]]]) -> None:
+    """Insert rows (with their rowids, if given) through SQLite."""
+    if not parts:
+        return
+    conn = sqlite3.connect(os.fspath(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        names = ", ".join(f"[{c}]" for c in schema.column_names)
+        conn.execute("BEGIN")
+        # TEXT bound as bytes and cast: the bytes stay exactly as read, even if not UTF-8
+        slots = ", ".join("CAST(? AS TEXT)" if kind == "TEXT" else "?" for _, kind in schema.columns)
+        for rowids, columns in parts:
+            values = [c.to_pylist() for c in columns]
+            if rowids is None:
+                conn.executemany(f"INSERT INTO [{schema.name}] ({names}) VALUES ({slots})", zip(*values))
+            else:
+                conn.executemany(f"INSERT INTO [{schema.name}] (rowid, {names}) VALUES (?, {slots})",
+                                 zip(rowids.tolist(), *values))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

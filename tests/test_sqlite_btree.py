@@ -1,0 +1,186 @@
+"""B-trees written straight into SQLite's file format read back, check and write like SQLite's own.
+
+Each test builds a file with ``sqlite_btree.write_table`` and asks SQLite itself: ``PRAGMA
+integrity_check`` (page structure, key order, every index entry matching a table row, free
+space accounting), the rows read back against the rows given, queries through each index, and
+a row inserted afterwards by SQLite. Small page sizes make trees of several levels and rows too
+big for a page (left to SQLite) out of small data.
+"""
+
+import sqlite3
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from retail_pipeline import schema
+from retail_pipeline.schema import TableSchema
+from retail_pipeline.sqlite_btree import BTreeFile, max_local_payload, write_table
+
+ITEM_PROPERTIES = schema.TABLES["item_properties"]
+EVENTS = TableSchema(
+    "ev", (("a", "INTEGER"), ("b", "TEXT"), ("r", "REAL"), ("c", "INTEGER"), ("flag", "INTEGER")),
+    primary_key=("a", "c"), indexes=(("b",), ("c", "a"), ("r",), ("flag",)))
+
+integers = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 1, -1, 127, 128, 32767, 32768,
+                                                                          1433221332000, 2**47, -(2**47) - 1]))
+texts = st.one_of(st.sampled_from(["", "888", "categoryid", "available", "é", "a\x00b"]), st.text(max_size=30),
+                  st.integers(0, 3000).map(lambda n: "y" * n))
+page_sizes = st.sampled_from([512, 1024, 4096, 16384])
+
+
+def integrity(conn):
+    return conn.execute("PRAGMA integrity_check").fetchall()
+
+
+def as_parts(table: pa.Table, parts: int) -> list[pa.Table]:
+    step = max(1, -(-table.num_rows // parts))
+    return [table.slice(start, step) for start in range(0, table.num_rows, step)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.integers(0, 500), integers), texts, st.one_of(st.none(), texts),
+                               st.one_of(st.none(), integers)), max_size=1500),
+       page_size=page_sizes, parts=st.integers(1, 5))
+def test_without_rowid_table_reads_back_as_sqlite_would_store_it(tmp_path_factory, rows, page_size, parts):
+    rows = sorted({(r[0], r[1]): r for r in rows}.values(), key=lambda r: (r[0], r[1].encode()))
+    table = pa.table({
+        "itemid": pa.array([r[0] for r in rows], pa.int64()),
+        "property": pa.array([r[1] for r in rows], pa.string()).dictionary_encode(),
+        "value": pa.array([r[2] for r in rows], pa.string()),
+        "timestamp_ms": pa.array([r[3] for r in rows], pa.int64()),
+    })
+    path = tmp_path_factory.mktemp("b") / "t.db"
+    assert write_table(path, ITEM_PROPERTIES, as_parts(table, parts), page_size=page_size) == len(rows)
+    conn = sqlite3.connect(path)
+    assert integrity(conn) == [("ok",)]
+    assert conn.execute("SELECT * FROM item_properties").fetchall() == rows  # in key order
+    assert conn.execute("SELECT typeof(property), typeof(value) FROM item_properties LIMIT 1").fetchall() in (
+        [], [("text", "text")], [("text", "null")])
+    if rows:
+        key = rows[len(rows) // 2][:2]
+        assert conn.execute("SELECT * FROM item_properties WHERE itemid = ? AND property = ?", key).fetchall() == [
+            rows[len(rows) // 2]]
+    conn.execute("INSERT INTO item_properties VALUES (-1, 'new', 'x', 1)")
+    conn.commit()
+    assert integrity(conn) == [("ok",)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.integers(0, 50), integers), st.one_of(st.none(), texts),
+                               st.one_of(st.none(), st.floats(allow_nan=False), st.sampled_from([0.0, 3.0, -1.5])),
+                               st.one_of(st.none(), st.integers(-3, 3), integers), st.one_of(st.none(), st.booleans())),
+                     max_size=1500),
+       page_size=page_sizes, parts=st.integers(1, 5))
+def test_rowid_table_and_its_indexes_read_back_as_sqlite_would_store_them(tmp_path_factory, rows, page_size, parts):
+    rows = list({(r[0], r[3]): r for r in rows}.values())  # unique on the primary key (a, c)
+    table = pa.table({
+        "a": pa.array([r[0] for r in rows], pa.int64()), "b": pa.array([r[1] for r in rows], pa.string()),
+        "r": pa.array([r[2] for r in rows], pa.float64()), "c": pa.array([r[3] for r in rows], pa.int64()),
+        "flag": pa.array([r[4] for r in rows], pa.bool_()),
+    })
+    path = tmp_path_factory.mktemp("b") / "t.db"
+    sqlite3.connect(path).execute("CREATE TABLE before (x)").connection.commit()  # not the first table in the file
+    assert write_table(path, EVENTS, as_parts(table, parts), page_size=page_size) == len(rows)
+    conn = sqlite3.connect(path)
+    assert integrity(conn) == [("ok",)]
+    expected = [(i + 1, r[0], r[1], r[2], r[3], None if r[4] is None else int(r[4])) for i, r in enumerate(rows)]
+    assert conn.execute("SELECT rowid, * FROM ev ORDER BY rowid").fetchall() == expected
+    by = {"idx_ev_b": "b", "idx_ev_c_a": "c, a", "idx_ev_r": "r", "idx_ev_flag": "flag", "sqlite_autoindex_ev_1": "a, c"}
+    for index, columns in by.items():
+        through_index = conn.execute(f"SELECT rowid FROM ev INDEXED BY [{index}] WHERE {columns.split(',')[0]} "
+                                     f"IS NOT NULL OR 1 ORDER BY {columns}, rowid").fetchall()
+        assert through_index == conn.execute(f"SELECT rowid FROM ev NOT INDEXED ORDER BY {columns}, rowid").fetchall()
+    conn.execute("INSERT INTO ev (a, b, r, c, flag) VALUES (-5, 'new', 1.5, 123456789, 1)")
+    conn.commit()
+    assert integrity(conn) == [("ok",)]
+
+
+def test_rows_too_big_for_a_page_are_inserted_by_sqlite(tmp_path):
+    big = "v" * (max_local_payload(1024, table_leaf=False) + 1)
+    table = pa.table({"itemid": pa.array(range(100), pa.int64()), "property": pa.array(["p"] * 100),
+                      "value": pa.array([big if i % 7 == 0 else str(i) for i in range(100)]),
+                      "timestamp_ms": pa.array(range(100), pa.int64())})
+    path = tmp_path / "t.db"
+    write_table(path, ITEM_PROPERTIES, [table], page_size=1024)
+    conn = sqlite3.connect(path)
+    assert integrity(conn) == [("ok",)]
+    assert [r[2] for r in conn.execute("SELECT * FROM item_properties")] == table.column("value").to_pylist()
+
+
+def test_text_bytes_are_kept_even_when_not_utf8(tmp_path):
+    odd = pa.array([b"caf\xe9", b"ok", b"\xff" * 5000], pa.binary())  # the last too big for a 1024-byte page
+    table = pa.table({"itemid": pa.array([1, 2, 3], pa.int64()), "property": pa.array(["p", "p", "p"]),
+                      "value": odd, "timestamp_ms": pa.array([1, 2, 3], pa.int64())})
+    path = tmp_path / "t.db"
+    write_table(path, ITEM_PROPERTIES, [table], page_size=1024)
+    conn = sqlite3.connect(path)
+    conn.text_factory = bytes
+    assert [r[0] for r in conn.execute("SELECT value FROM item_properties")] == odd.to_pylist()
+    assert conn.execute("SELECT DISTINCT typeof(value) FROM item_properties").fetchall() == [(b"text",)]
+
+
+@pytest.mark.parametrize("itemids, properties", [([1, 1], ["b", "a"]), ([2, 1], ["a", "a"]), ([1, 1], ["a", "a"])])
+def test_rows_out_of_key_order_are_refused(tmp_path, itemids, properties):
+    table = pa.table({"itemid": pa.array(itemids, pa.int64()), "property": pa.array(properties),
+                      "value": pa.array(["x", "y"]), "timestamp_ms": pa.array([1, 2], pa.int64())})
+    with pytest.raises(ValueError, match="key order"):
+        write_table(tmp_path / "t.db", ITEM_PROPERTIES, [table])
+
+
+def test_key_order_is_checked_across_parts(tmp_path):
+    def part(itemid):
+        return pa.table({"itemid": pa.array([itemid], pa.int64()), "property": pa.array(["a"]),
+                         "value": pa.array(["x"]), "timestamp_ms": pa.array([1], pa.int64())})
+    with pytest.raises(ValueError, match="key order"):
+        write_table(tmp_path / "t.db", ITEM_PROPERTIES, [part(2), part(1)])
+
+
+def test_duplicate_keys_of_a_unique_index_are_refused(tmp_path):
+    table = pa.table({"a": pa.array([1, 1], pa.int64()), "b": pa.array(["x", "y"]), "r": pa.array([1.0, 2.0]),
+                      "c": pa.array([5, 5], pa.int64()), "flag": pa.array([True, False])})
+    with pytest.raises(ValueError, match="key order"):
+        write_table(tmp_path / "t.db", EVENTS, [table])
+
+
+def test_empty_tables_are_left_as_sqlite_made_them(tmp_path):
+    path = tmp_path / "t.db"
+    assert write_table(path, ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY]) == 0
+    assert write_table(path, EVENTS, []) == 0
+    conn = sqlite3.connect(path)
+    assert integrity(conn) == [("ok",)]
+    assert conn.execute("SELECT count(*) FROM item_properties").fetchone() == (0,)
+
+
+ITEM_PROPERTIES_EMPTY = pa.table({"itemid": pa.array([], pa.int64()), "property": pa.array([], pa.string()),
+                                  "value": pa.array([], pa.string()), "timestamp_ms": pa.array([], pa.int64())})
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path):
+    path = tmp_path / "t.db"
+    path.write_bytes(b"not a database" * 10)
+    with pytest.raises(ValueError, match="not an SQLite database"):
+        BTreeFile(path)
+
+
+def test_trees_of_several_levels(tmp_path):
+    """Enough rows on small pages for interior levels above interior levels, in both kinds of tree."""
+    n = 30_000
+    items = pa.table({"itemid": pa.array(range(n), pa.int64()), "property": pa.array(["p"] * n),
+                      "value": pa.array([str(i * 7919 % 1000) for i in range(n)]),
+                      "timestamp_ms": pa.array(range(n), pa.int64())})
+    events = pa.table({"a": pa.array([i * 7919 % n for i in range(n)], pa.int64()), "b": pa.array([str(i % 97) for i in range(n)]),
+                       "r": pa.array([i / 3 for i in range(n)]), "c": pa.array(range(n), pa.int64()),
+                       "flag": pa.array([i % 2 == 0 for i in range(n)])})
+    path = tmp_path / "t.db"
+    write_table(path, ITEM_PROPERTIES, as_parts(items, 3), page_size=512)
+    write_table(path, EVENTS, as_parts(events, 3), page_size=512)
+    conn = sqlite3.connect(path)
+    assert integrity(conn) == [("ok",)]
+    assert conn.execute("SELECT count(*) FROM item_properties WHERE value = '7'").fetchone()[0] == 30
+    assert conn.execute("SELECT sum(c) FROM ev WHERE b = '5'").fetchone()[0] == sum(i for i in range(n) if i % 97 == 5)
+    for tree in ("item_properties", "ev", "idx_ev_b", "idx_ev_c_a", "sqlite_autoindex_ev_1"):
+        levels = conn.execute("SELECT max(length(path) - length(replace(path, '/', ''))) FROM dbstat WHERE name = ?",
+                              (tree,)).fetchone()[0]
+        assert levels >= 3, tree
