@@ -237,6 +237,13 @@ class Verifier:
 
     # ------------------------------------------------------------------ the checks, in order
 
+    def check_file_integrity(self) -> str:
+        # Parts of the file are written straight in SQLite's format (retail_pipeline/sqlite_btree.py):
+        # SQLite's own check of every page, cell and key order, and of each index against its table.
+        problems = [row[0] for row in self.db.execute("PRAGMA main.quick_check(20)")]
+        expect(problems == ["ok"], "; ".join(problems))
+        return "PRAGMA quick_check: ok"
+
     def check_schema(self) -> str:
         missing = []
         kinds = dict(self.db.execute("SELECT name, type FROM main.sqlite_master WHERE type IN ('table', 'view')"))
@@ -694,6 +701,7 @@ class Verifier:
     # Every check in the order of the report, with its lane: a thread with a connection of its
     # own. The per-visitor checks share TEMP tables, so they run on one connection.
     CHECKS = [
+        ("file_integrity", check_file_integrity, "integrity"),
         ("schema", check_schema, "tables"),
         ("events_values", check_events_values, "tables"),
         ("event_time_columns", check_event_time_columns, "hours"),
@@ -718,7 +726,7 @@ class Verifier:
         ("events_category_columns", check_events_category_columns, "tables"),
         ("point_in_time_attributes", check_point_in_time_attributes, "tables"),
     ]
-    LANES = ("visitors", "hours", "tables")
+    LANES = ("visitors", "hours", "tables", "integrity")
 
     def run_one(self, name: str, method, timings: bool = False) -> tuple[str, bool]:
         """The report line of one check and whether it passed."""

@@ -1,10 +1,10 @@
 """Writing big tables and their indexes straight into SQLite's file format.
 
-Inserting the big tables through SQLite (even binding Arrow arrays in C, through ADBC) costs
-most of the pipeline's CPU: 11.7 M item_properties rows ~10 s, the 2.76 M events with their
-four indexes ~12 s. Almost all of it is SQLite's per-row work: running the INSERT program,
-finding the leaf, balancing pages, and for an index sorting its entries one comparison of
-records at a time. Here the rows are already in Arrow arrays, so the same b-trees are built
+Inserting the big tables through SQLite (even binding Arrow arrays in C, through ADBC) cost
+most of the pipeline's CPU at full scale: ~10 s for the 11.7 M item_properties rows, ~13 s for
+the 2.76 M events with their four indexes and the sessions. Almost all of it is SQLite's
+per-row work: running the INSERT program, finding the leaf, balancing pages, and for an index
+sorting its entries one comparison of records at a time. Here the rows are already in Arrow arrays, so the same b-trees are built
 with array operations and their pages written out as they are
 (https://sqlite.org/fileformat2.html):
 
@@ -14,7 +14,8 @@ with array operations and their pages written out as they are
   (rowid) b-tree keeps every cell in its leaves, in rowid order; an index b-tree (an index,
   or a ``WITHOUT ROWID`` table) holds each key once, in key order: after each leaf, the next
   cell moves up to the level above. Levels are packed until one page is left: the root;
-- pages are appended after the last page of the file, and the header's page count is set;
+- pages are appended after the last page of the file (skipping the page that holds the byte at
+  1 GiB, which SQLite keeps for locking), and the header's page count is set;
 - rows whose records do not fit in one page (they would need overflow pages) are left out
   and inserted afterwards by SQLite itself, which also indexes them.
 
@@ -24,10 +25,9 @@ any other: ``tests/test_sqlite_btree.py`` compares it with the same rows inserte
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -35,9 +35,10 @@ import pyarrow.compute as pc
 
 from .schema import TableSchema
 from .sorting import dense_codes, radix_argsort
-from .sqlite_out import PAGE_SIZE
 
 TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR = 0x0D, 0x05, 0x0A, 0x02
+LOCK_BYTE_OFFSET = 1 << 30  # the page holding this byte of the file is never used (SQLite's PENDING_BYTE)
+PAGE_SIZE = 16384  # for new files; measured ~8% faster to fill and index than SQLite's 4096 here
 SLICE_ROWS = 1 << 18  # rows made into cells at a time: small temporaries, reused
 
 
@@ -255,6 +256,7 @@ class BTreeFile:
         if int.from_bytes(header[24:28], "big") != int.from_bytes(header[92:96], "big"):
             raise ValueError(f"{path}: the header's page count is not valid")
         self.pages = int.from_bytes(header[28:32], "big")
+        self.lock_byte_page = LOCK_BYTE_OFFSET // self.page_size + 1
         self.buffer = np.zeros((self.BUFFERED_PAGES, self.page_size), dtype=np.uint8)
         self.buffered = 0
 
@@ -281,11 +283,14 @@ class BTreeFile:
         return _TableTree(self, root)
 
     def _new_page(self) -> int:
-        if self.buffered == self.BUFFERED_PAGES:
-            self._flush()
-        self.buffered += 1
-        self.pages += 1
-        return self.pages
+        while True:
+            if self.buffered == self.BUFFERED_PAGES:
+                self._flush()
+            self.buffered += 1
+            self.pages += 1
+            if self.pages != self.lock_byte_page:
+                return self.pages
+            self.buffer[self.buffered - 1] = 0  # never used: it holds the bytes SQLite locks
 
     def _flush(self) -> None:
         if self.buffered:
@@ -521,13 +526,16 @@ def _check_increasing(columns: list[pa.Array], declared: list[str], what: str) -
 
 
 def write_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[pa.Table],
-                page_size: int = PAGE_SIZE, progress: Callable[[int], None] | None = None) -> int:
+                page_size: int = PAGE_SIZE, progress: Callable[[int], None] | None = None,
+                cells: Iterable[pa.Table] | None = None) -> int:
     """Add table ``schema`` and its indexes, holding the rows of ``tables``, to the SQLite file
     ``path`` (created if missing); return the row count.
 
-    A rowid table's rows get rowids 1, 2, ... in the order given; a ``WITHOUT ROWID`` table's
-    rows must come in strictly increasing key order (``ValueError`` otherwise; its key must be
-    its leading columns). INTEGER, REAL and TEXT columns; strings may be dictionary-encoded.
+    A rowid table's rows get rowids 1, 2, ... in the order given; its cells may be given
+    already made (``cells``: the :func:`table_cells` of the same rows, in the same order).
+    A ``WITHOUT ROWID`` table's rows must come in strictly increasing key order (``ValueError``
+    otherwise; its key must be its leading columns). INTEGER, REAL and TEXT columns; strings may
+    be dictionary-encoded.
     """
     trees = _create(path, schema, page_size)
     declared = [kind for _, kind in schema.columns]
@@ -535,7 +543,18 @@ def write_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[p
         if list(schema.column_names[: len(schema.primary_key)]) != list(schema.primary_key):
             raise ValueError(f"{schema.name}: a WITHOUT ROWID table must be keyed on its leading columns")
         return _write_without_rowid(path, schema, declared, trees[0][1], tables, progress)
-    return _write_rowid_table(path, schema, declared, trees, tables, progress)
+    return _write_rowid_table(path, schema, trees, list(tables), None if cells is None else list(cells), progress)
+
+
+def table_cells(schema: TableSchema, table: pa.Table, first_rowid: int) -> pa.Table:
+    """The table b-tree cells (``rowid``, ``cell``) of rows of the rowid table ``schema``, given
+    rowids from ``first_rowid`` on, for :func:`write_table`. Making the cells is most of the
+    work of writing a wide table, and can be done where the rows are made, side by side."""
+    declared = [kind for _, kind in schema.columns]
+    rowids = np.arange(first_rowid, first_rowid + table.num_rows, dtype=np.int64)
+    parts = [cells(_columns(table.slice(start, SLICE_ROWS), schema, declared), declared,
+                   rowids[start: start + SLICE_ROWS], 1 << 62)[0] for start in range(0, table.num_rows, SLICE_ROWS)]
+    return pa.table({"rowid": rowids, "cell": pa.chunked_array(parts, pa.binary())})
 
 
 def _columns(table: pa.Table, schema: TableSchema, declared: list[str]) -> list[pa.Array]:
@@ -565,34 +584,58 @@ def _write_without_rowid(path, schema, declared, root, tables, progress) -> int:
     return written
 
 
-def _write_rowid_table(path, schema, declared, trees, tables, progress) -> int:
-    tables = [t for t in tables]
-    table = pa.concat_tables([t.select(list(schema.column_names)) for t in tables]) if tables else None
+def _write_rowid_table(path, schema: TableSchema, trees, tables: list[pa.Table], given: list[pa.Table] | None,
+                       progress) -> int:
+    names = list(schema.column_names)
+    table = pa.concat_tables([t.select(names) for t in tables]) if tables else None
     if table is None or table.num_rows == 0:
         return 0
-    columns = _columns(table, schema, declared)
-    kind_of = dict(zip(schema.column_names, declared))
+    kind_of = dict(schema.columns)
     rowids = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    indexes = [(name, root, key, unique) for name, root, key, unique in trees[1:]]
+    # the columns to build from: all of them, or with the cells given only the indexed ones
+    needed = names if given is None else sorted({c for _, _, key, _ in indexes for c in key})
+    plain = {name: _plain(table.column(name), kind_of[name]) for name in needed}
     with BTreeFile(path) as file:
         # rows too big for one page (table cell, or any index entry) are left to SQLite
-        fits = _fitting(columns, declared, max_local_payload(file.page_size, table_leaf=True))
-        for _, _, key, _ in trees[1:]:
-            entry = [columns[schema.column_names.index(c)] for c in key] + [pa.array(rowids)]
-            fits &= _fitting(entry, [kind_of[c] for c in key] + ["INTEGER"],
-                             max_local_payload(file.page_size, table_leaf=False))
-        oversized = [] if fits.all() else [(rowids[~fits], [c.filter(pa.array(~fits)) for c in columns])]
-        if not fits.all():
-            keep = pa.array(np.flatnonzero(fits))
-            columns, rowids = [c.take(keep) for c in columns], rowids[fits]
+        max_table, max_index = (max_local_payload(file.page_size, table_leaf=leaf) for leaf in (True, False))
+        if given is None:
+            fits = _fitting([plain[c] for c in names], [kind_of[c] for c in names], max_table)
+        else:
+            given_cells = pa.concat_tables(given)
+            if not np.array_equal(given_cells.column("rowid").to_numpy(), rowids):
+                raise ValueError(f"{schema.name}: the cells given are not those of the rows, in order")
+            # (a cell is at least its payload: one no longer than a page takes fits)
+            fits = pc.binary_length(given_cells.column("cell")).to_numpy() <= max_table
+        for _, _, key, _ in indexes:
+            fits &= _fitting([plain[c] for c in key] + [pa.array(rowids)], [kind_of[c] for c in key] + ["INTEGER"],
+                             max_index)
+        oversized = [] if fits.all() else [(rowids[~fits], _columns(table.filter(pa.array(~fits)), schema,
+                                                                      [kind_of[c] for c in names]))]
+        keep = None if fits.all() else pa.array(np.flatnonzero(fits))
         tree = file.table_tree(trees[0][1])
-        for start in range(0, len(rowids), SLICE_ROWS):
-            part = [c.slice(start, SLICE_ROWS) for c in columns]
-            tree.add(cells(part, declared, rowids[start: start + SLICE_ROWS], 1 << 62)[0], rowids[start: start + SLICE_ROWS])
-            if progress is not None:
-                progress(min(start + SLICE_ROWS, len(rowids)))
+        if given is None:
+            columns = [plain[c] if keep is None else plain[c].take(keep) for c in names]
+            kept = rowids if keep is None else rowids[fits]
+            for start in range(0, len(kept), SLICE_ROWS):
+                part = [c.slice(start, SLICE_ROWS) for c in columns]
+                part_rowids = kept[start: start + SLICE_ROWS]
+                tree.add(cells(part, [kind_of[c] for c in names], part_rowids, 1 << 62)[0], part_rowids)
+        else:
+            start = 0
+            for chunk in given_cells.column("cell").chunks:
+                chunk_fits = fits[start: start + len(chunk)]
+                chunk_rowids = rowids[start: start + len(chunk)]
+                if not chunk_fits.all():
+                    chunk, chunk_rowids = chunk.filter(pa.array(chunk_fits)), chunk_rowids[chunk_fits]
+                tree.add(chunk, chunk_rowids)
+                start += len(chunk_fits)
         tree.finish()
-        for name, root, key, unique in trees[1:]:
-            entry = [columns[schema.column_names.index(c)] for c in key] + [pa.array(rowids)]
+        if progress is not None:
+            progress(table.num_rows)
+        kept = rowids if keep is None else rowids[fits]
+        for name, root, key, unique in indexes:
+            entry = [plain[c] if keep is None else plain[c].take(keep) for c in key] + [pa.array(kept)]
             entry_declared = [kind_of[c] for c in key] + ["INTEGER"]
             order = _index_order(entry[:-1], entry_declared[:-1])
             if unique:

@@ -1,12 +1,11 @@
 """Writing the published SQLite database.
 
-Rows go into SQLite through the ADBC driver (Arrow arrays bound in C). The big tables are
-written to their own files, side by side: item_properties as soon as the property files are
-read, each shard of events_enriched (with its visitors' sessions) as it is enriched. The
-"core" file joins them: the item_properties file itself, taken over (the biggest: moving it
-costs nothing, re-inserting 11.7 M rows seconds), with the shards' events and sessions copied
-in (``INSERT … SELECT``, SQLite's C speed) and the events indexed.
-Every other table is written to its own file. Publishing then assembles
+The big tables are written straight into SQLite's file format (:mod:`sqlite_btree`):
+item_properties into its own file as soon as the property files are read; the cells of
+events_enriched by each enriched shard, side by side. The "core" file joins them: the
+item_properties file itself, taken over (moving it costs nothing), with events_enriched (from
+the shards' cells), its indexes and sessions added. The small tables go into SQLite through
+the ADBC driver (Arrow arrays bound in C), each into its own file. Publishing then assembles
 the database in a temporary file beside the target: it takes the core over, copies the small
 tables in with ``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds their indexes, runs
 ``ANALYZE``, switches to rollback-journal mode and renames the file over the target. The
@@ -28,10 +27,11 @@ import adbc_driver_sqlite.dbapi as adbc_sqlite
 import pyarrow as pa
 import sqlite_utils
 
+from . import sqlite_btree
 from .schema import BUILD_INFO_TABLE, EVENTS_VIEW_SQL, TABLES, TableSchema
+from .sqlite_btree import PAGE_SIZE
 
 BATCH_ROWS = 1_000_000  # rows handed to SQLite at a time (and between progress reports)
-PAGE_SIZE = 16384  # for new files; measured ~8% faster to fill and index than SQLite's 4096 here
 MMAP_SIZE = 1 << 32  # bytes of a file SQLite may map (the whole database, at full scale 1.2 GB)
 CACHE_SIZE = -2000  # SQLite's default page cache (2 MB): larger caches and in-memory sorting are slower here, their fresh memory costs more in page faults than it saves
 
@@ -122,7 +122,7 @@ def append_table(
 
 def build_core(
     base: str | os.PathLike,
-    copied: dict[str, list[str | os.PathLike]],
+    tables: list[tuple[TableSchema, list[pa.Table], list[pa.Table] | None]],
     path: str | os.PathLike,
     progress: Callable[[str], None] | None = None,
     *,
@@ -130,19 +130,13 @@ def build_core(
 ) -> None:
     """The core database at ``path``: the SQLite file ``base`` (its tables as they are; with
     ``take_base`` the file itself, moved, see :func:`_take_or_copy`, else a copy) with each
-    table of ``copied`` copied in from its part files, in order, with ``INSERT … SELECT``
-    (SQLite's C speed), and then indexed."""
+    ``(schema, row tables, cells or None)`` of ``tables`` added, indexes and all, by
+    :func:`sqlite_btree.write_table`."""
     say = progress or (lambda message: None)
     _take_or_copy(base, path, take_base, say)
-    conn = _fast_connection(path)
-    try:
-        for name, parts in copied.items():
-            _copy_parts(conn, name, parts, say)
-            for sql in TABLES[name].index_sql():
-                say(f"indexing {name}")
-                conn.execute(sql)
-    finally:
-        conn.close()
+    for schema, rows, cells in tables:
+        say(f"writing {schema.name}" + (" and its indexes" if schema.indexes else ""))
+        sqlite_btree.write_table(path, schema, rows, cells=cells)
 
 
 def _copy_parts(conn: sqlite3.Connection, name: str, parts: list[str | os.PathLike], say: Callable[[str], None]) -> None:

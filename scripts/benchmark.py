@@ -267,13 +267,12 @@ def parse_timings(stderr: str) -> dict[str, float]:
 # The task that writes each big table, and what its wall time covers.
 WRITERS = {
     "events_enriched": ("BuildCoreDatabase",
-                        "joining the enriched shards' SQLite files (each written inside its EnrichEventsShard) "
-                        "into the item_properties file, taken over, and indexing them"),
+                        "writing the table's pages from the cells each EnrichEventsShard made, and its four "
+                        "indexes, into the item_properties file, taken over"),
     "item_properties": ("WriteItemProperties",
-                        "merging the property files' latest values range by range and writing them"),
+                        "merging the property files' latest values range by range and writing the table's pages"),
     "sessions": ("BuildCoreDatabase",
-                 "(the same task as events_enriched) copying the shards' session rows in, written inside each "
-                 "EnrichEventsShard"),
+                 "(the same task as events_enriched) writing the shards' session rows and their key's index"),
 }
 
 

@@ -111,9 +111,9 @@ class CoreFile(luigi.LocalTarget):
 
 
 class BuildCoreDatabase(RetailTask):
-    """The core of the database: the item_properties file, taken over, with the enriched shards'
-    SQLite files (events_enriched and sessions) copied in and the events indexed. Publishing
-    takes this file over in turn."""
+    """The core of the database: the item_properties file, taken over, with events_enriched
+    (from the enriched shards' cells), its indexes and sessions written in. Publishing takes
+    this file over in turn."""
 
     priority = CRITICAL_PATH
 
@@ -126,11 +126,13 @@ class BuildCoreDatabase(RetailTask):
 
     def run(self):
         inputs = self.input()
-        shards = [shard["sqlite"].path for shard in inputs["events"]]
-        self.step(0, 1, "taking item_properties over, copying the events and sessions in, indexing the events")
+        shards = {name: [load_table(shard[name]) for shard in inputs["events"]]
+                  for name in ("events_enriched", "events_enriched_cells", "sessions")}
+        tables = [(schema.TABLES["events_enriched"], shards["events_enriched"], shards["events_enriched_cells"]),
+                  (schema.TABLES["sessions"], shards["sessions"], None)]
+        self.step(0, 1, "taking item_properties over, writing events_enriched, its indexes and sessions in")
         write_outputs([(self.output(), lambda path: build_core(
-            inputs["item_properties"].path, {"events_enriched": shards, "sessions": shards}, path,
-            progress=self.set_status_message, take_base=True))])
+            inputs["item_properties"].path, tables, path, progress=self.set_status_message, take_base=True))])
         self.step(1, 1, "core written")
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import luigi
 
 from retail_pipeline import aggregates, schema, stages
 from retail_pipeline.enrich import enrich_events
-from retail_pipeline.sqlite_out import append_table, write_table
+from retail_pipeline.sqlite_btree import table_cells
 
 from .base import TABLE_SUFFIX, CRITICAL_PATH, RetailTask, load_json, load_table, save_table, table_writer, write_outputs
 from .config import retail
@@ -17,9 +15,9 @@ from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, PropertySnap
 
 class EnrichEventsShard(RetailTask):
     """events_enriched for one visitor shard: per-visitor columns, sessions, point-in-time
-    item attributes, categories; as a table (for the aggregates) and, with the shard's rows of
-    the sessions table, as a SQLite file (for the database). Shards need nothing from each
-    other and run side by side."""
+    item attributes, categories; as a table (for the aggregates and the indexes), as the cells
+    of the SQLite table (rowids following the shards before it), and the shard's rows of the
+    sessions table. Shards need nothing from each other and run side by side."""
 
     shard = luigi.IntParameter()
     priority = CRITICAL_PATH
@@ -28,8 +26,8 @@ class EnrichEventsShard(RetailTask):
         return {"events": LoadEvents(), "snapshots": PropertySnapshots(), "categories": LoadCategoryTree()}
 
     def output(self):
-        return {"table": self.work_target(f"events_enriched-{self.shard}", TABLE_SUFFIX),
-                "sqlite": self.work_target(f"events_enriched-{self.shard}", "sqlite")}
+        return {name: self.work_target(f"{name}-{self.shard}", TABLE_SUFFIX)
+                for name in ("events_enriched", "events_enriched_cells", "sessions")}
 
     def run(self):
         inputs = self.input()
@@ -39,16 +37,14 @@ class EnrichEventsShard(RetailTask):
         snapshots = load_table(inputs["snapshots"])
         self.step(1, 3, f"{shard}: enriching {events.num_rows:,} events")
         enriched = enrich_events(events, snapshots, load_table(inputs["categories"]["tree"]))
-        self.step(2, 3, f"{shard}: sessions, and writing {enriched.num_rows:,} enriched events")
+        self.step(2, 3, f"{shard}: sessions, and the SQLite cells of {enriched.num_rows:,} enriched events")
         sessions = aggregates.sessions(enriched)  # a visitor's sessions are all in its shard
-
-        def write_sqlite(path):
-            write_table(enriched, schema.TABLES["events_enriched"], path)
-            # no primary key in this part file (it only feeds the core's table, which has one)
-            append_table(path, sessions, dataclasses.replace(schema.TABLES["sessions"], primary_key=()))
-
+        # rowids number the events of all shards in shard order
+        first_rowid = 1 + sum(load_table(inputs["events"]["shards"][k]).num_rows for k in range(self.shard))
+        cells = table_cells(schema.TABLES["events_enriched"], enriched, first_rowid)
         out = self.output()
-        write_outputs([(out["table"], table_writer(enriched)), (out["sqlite"], write_sqlite)])
+        write_outputs([(out["events_enriched"], table_writer(enriched)),
+                       (out["events_enriched_cells"], table_writer(cells)), (out["sessions"], table_writer(sessions))])
         self.step(3, 3, f"{shard}: done")
 
 
@@ -59,7 +55,7 @@ class EnrichEvents(RetailTask):
         return [EnrichEventsShard(shard=k) for k in range(retail().shards)]
 
     def output(self):
-        return [shard.output()["table"] for shard in self.requires()]
+        return [shard.output()["events_enriched"] for shard in self.requires()]
 
     def run(self):
         """Nothing to do: complete once every shard is."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from retail_pipeline import schema
 from retail_pipeline.schema import TableSchema
-from retail_pipeline.sqlite_btree import BTreeFile, max_local_payload, write_table
+from retail_pipeline.sqlite_btree import BTreeFile, max_local_payload, table_cells, write_table
 
 ITEM_PROPERTIES = schema.TABLES["item_properties"]
 EVENTS = TableSchema(
@@ -72,8 +72,9 @@ def test_without_rowid_table_reads_back_as_sqlite_would_store_it(tmp_path_factor
                                st.one_of(st.none(), st.floats(allow_nan=False), st.sampled_from([0.0, 3.0, -1.5])),
                                st.one_of(st.none(), st.integers(-3, 3), integers), st.one_of(st.none(), st.booleans())),
                      max_size=1500),
-       page_size=page_sizes, parts=st.integers(1, 5))
-def test_rowid_table_and_its_indexes_read_back_as_sqlite_would_store_them(tmp_path_factory, rows, page_size, parts):
+       page_size=page_sizes, parts=st.integers(1, 5), cells_made_before=st.booleans())
+def test_rowid_table_and_its_indexes_read_back_as_sqlite_would_store_them(tmp_path_factory, rows, page_size, parts,
+                                                                          cells_made_before):
     rows = list({(r[0], r[3]): r for r in rows}.values())  # unique on the primary key (a, c)
     table = pa.table({
         "a": pa.array([r[0] for r in rows], pa.int64()), "b": pa.array([r[1] for r in rows], pa.string()),
@@ -82,7 +83,13 @@ def test_rowid_table_and_its_indexes_read_back_as_sqlite_would_store_them(tmp_pa
     })
     path = tmp_path_factory.mktemp("b") / "t.db"
     sqlite3.connect(path).execute("CREATE TABLE before (x)").connection.commit()  # not the first table in the file
-    assert write_table(path, EVENTS, as_parts(table, parts), page_size=page_size) == len(rows)
+    given = None
+    if cells_made_before:  # each part's cells made on its own, from its first rowid
+        starts = [0]
+        for part in as_parts(table, parts):
+            starts.append(starts[-1] + part.num_rows)
+        given = [table_cells(EVENTS, part, first + 1) for part, first in zip(as_parts(table, parts), starts)]
+    assert write_table(path, EVENTS, as_parts(table, parts), page_size=page_size, cells=given) == len(rows)
     conn = sqlite3.connect(path)
     assert integrity(conn) == [("ok",)]
     expected = [(i + 1, r[0], r[1], r[2], r[3], None if r[4] is None else int(r[4])) for i, r in enumerate(rows)]
@@ -184,3 +191,30 @@ def test_trees_of_several_levels(tmp_path):
         levels = conn.execute("SELECT max(length(path) - length(replace(path, '/', ''))) FROM dbstat WHERE name = ?",
                               (tree,)).fetchone()[0]
         assert levels >= 3, tree
+
+
+def test_cells_of_other_rows_are_refused(tmp_path):
+    table = pa.table({"a": pa.array([1, 2], pa.int64()), "b": pa.array(["x", "y"]), "r": pa.array([1.0, 2.0]),
+                      "c": pa.array([5, 6], pa.int64()), "flag": pa.array([True, False])})
+    with pytest.raises(ValueError, match="cells given"):
+        write_table(tmp_path / "t.db", EVENTS, [table], cells=[table_cells(EVENTS, table, 2)])
+
+
+def test_the_page_sqlite_locks_is_left_unused(tmp_path):
+    """The page holding the file's byte at 1 GiB is never used by SQLite (its lock byte): a tree
+    written across it must skip it."""
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA page_size=65536")
+    conn.execute("CREATE TABLE filler (x)")
+    conn.executemany("INSERT INTO filler VALUES (zeroblob(?))", [((1 << 29) - (1 << 21),)] * 2)  # ends ~4 MiB before it
+    conn.commit()
+    conn.close()
+    n = 200_000  # ~8 MiB of rows: across the lock-byte page
+    items = pa.table({"itemid": pa.array(range(n), pa.int64()), "property": pa.array(["p"] * n),
+                      "value": pa.array(["v" * 30] * n), "timestamp_ms": pa.array(range(n), pa.int64())})
+    write_table(path, ITEM_PROPERTIES, [items])
+    assert path.stat().st_size > (1 << 30) + (1 << 22)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    assert conn.execute("SELECT count(*), sum(itemid) FROM item_properties").fetchone() == (n, n * (n - 1) // 2)

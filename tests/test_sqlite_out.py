@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retail_pipeline.schema import TABLES, TableSchema
+from retail_pipeline.sqlite_btree import table_cells
 from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, write_table
 
 SCHEMA = TableSchema("t", (("i", "INTEGER"), ("s", "TEXT"), ("r", "REAL"), ("d", "TEXT")))
@@ -103,27 +104,27 @@ def test_a_taken_core_is_moved_into_the_database(tmp_path):
     assert not core.exists() and database.stat().st_ino == inode
 
 
-def test_build_core_takes_the_base_over_and_copies_the_parts_in(tmp_path):
+def test_build_core_takes_the_base_over_and_writes_the_tables_in(tmp_path):
     parts = tiny_parts(tmp_path)
     base = parts["item_properties"]
     os.utime(base, (0, 0))
     inode = base.stat().st_ino
-    events = tmp_path / "events.sqlite"
     rows = pa.table({c: pa.array(["1", "2"] if t == "TEXT" else [1, 2], pa.float64() if t == "REAL"
                                  else pa.int64() if t == "INTEGER" else pa.string())
                      for c, t in TABLES["events_enriched"].columns})
-    write_table(rows, TABLES["events_enriched"], events)
+    cells = [table_cells(TABLES["events_enriched"], rows, 1), table_cells(TABLES["events_enriched"], rows, 3)]
     core = tmp_path / "core.sqlite"
-    build_core(base, {"events_enriched": [events, events]}, core, take_base=True)
+    build_core(base, [(TABLES["events_enriched"], [rows, rows], cells)], core, take_base=True)
     assert not base.exists() and core.stat().st_ino == inode
     assert core.stat().st_mtime > 0  # marked in use: no clean-up takes it for a stale temporary
     conn = sqlite3.connect(core)
     assert conn.execute("SELECT count(*) FROM events_enriched").fetchone() == (4,)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {f"idx_events_enriched_{'_'.join(cols)}" for cols in TABLES["events_enriched"].indexes} <= indexes
 
 
 def test_build_core_copies_the_base_unless_told_to_take_it(tmp_path):
     base = tiny_parts(tmp_path)["item_properties"]
-    build_core(base, {}, tmp_path / "core.sqlite")
+    build_core(base, [], tmp_path / "core.sqlite")
     assert base.exists() and (tmp_path / "core.sqlite").exists()

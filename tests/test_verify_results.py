@@ -175,6 +175,25 @@ def test_a_unique_index_stands_for_the_item_properties_check(good_database, tmp_
     assert "PASS item_properties_unique: enforced by unique index item_key" in result.stdout
 
 
+def test_a_damaged_page_fails_the_file_integrity_check(good_database, tmp_path):
+    database = tmp_path / "damaged.db"
+    shutil.copyfile(good_database, database)
+    with sqlite3.connect(database) as connection:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        page, cells = connection.execute("SELECT pageno, ncell FROM dbstat WHERE name = 'events_enriched' "
+                                          "AND pagetype = 'leaf' ORDER BY ncell DESC LIMIT 1").fetchone()
+    assert cells >= 2
+    with open(database, "r+b") as f:  # the page's first cell pointer made a copy of its second
+        header = 100 if page == 1 else 0
+        f.seek((page - 1) * page_size + header + 8 + 2)
+        second = f.read(2)
+        f.seek((page - 1) * page_size + header + 8)
+        f.write(second)
+    result = run_verify("--database", database)
+    assert result.returncode != 0
+    assert "file_integrity" in failed_checks(result), result.stdout
+
+
 def test_missing_database_fails(tmp_path):
     result = run_verify("--database", tmp_path / "nowhere.db")
     assert result.returncode != 0
