@@ -23,17 +23,17 @@ from .analytics import ANALYSES, EventAnalyses, HourlyTrend
 
 # The big tables, written by their own tasks and brought together in the core file.
 CORE_TABLES = ("item_properties", "events_enriched", "sessions")
-SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES)
+# The analysis tables are written by EventAnalyses; every other small table by a WriteTablePart.
+SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES and name not in ANALYSES)
 
 
 def _source(table: str):
-    """The task (and output key, if it has several) that produces each small published table."""
+    """The task (and output key, if it has several) that produces each small table written apart."""
     sources = {
         "category_tree": (LoadCategoryTree(), "tree"),
         "hourly_trend": (HourlyTrend(), None),
         "rejected_rows": (RejectedRows(), None),
         "data_quality": (DataQuality(), None),
-        **{name: (EventAnalyses(), name) for name in ANALYSES},
     }
     return sources[table]
 
@@ -183,7 +183,8 @@ class PublishDatabase(RetailTask):
     resources = {"retail_database": 1}
 
     def requires(self):
-        return {"core": BuildCoreDatabase(), "parts": {name: WriteTablePart(table=name) for name in SMALL_TABLES}}
+        return {"core": BuildCoreDatabase(), "parts": {name: WriteTablePart(table=name) for name in SMALL_TABLES},
+                "analyses": EventAnalyses()}
 
     def output(self):
         return PublishedDatabase(retail().database, self.fingerprint())
@@ -197,6 +198,7 @@ class PublishDatabase(RetailTask):
         self.step(0, 2, "assembling the database")
         inputs = self.input()
         parts = {name: [target.path] for name, target in inputs["parts"].items()}
+        parts.update({name: [inputs["analyses"][name].path] for name in ANALYSES})
         build_info = {
             "fingerprint": self.fingerprint(),
             "core": BuildCoreDatabase().fingerprint(),
