@@ -56,6 +56,8 @@ def _varint(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     top = int(values.max()) if len(values) else 0
     if int(values.min(initial=0)) < 0 or top >= 1 << 56:
         raise ValueError("varint out of range")
+    if top < 128:  # one byte each: the common case
+        return values.astype(np.uint8).reshape(-1, 1), np.ones(len(values), dtype=np.int64)
     length = np.ones(len(values), dtype=np.int64)
     for bits in range(7, max(top.bit_length(), 1), 7):
         length += values >= (1 << bits)
@@ -85,14 +87,17 @@ class _Row:
 
     def __init__(self, rows: int, width: int):
         self.matrix = np.zeros((rows, width), dtype=np.uint8)
+        self.flat = self.matrix.reshape(-1)
         self.length = np.zeros(rows, dtype=np.int64)
-        self.rows = np.arange(rows)
+        self.position = np.arange(rows, dtype=np.int64) * width  # where each row's next byte goes
 
     def add(self, piece: np.ndarray, lengths: np.ndarray) -> None:
-        for k in range(piece.shape[1]):
-            at = self.rows if k == 0 else np.flatnonzero(lengths > k)
-            self.matrix[at, self.length[at] + k] = piece[at, k]
+        self.flat[self.position] = piece[:, 0]
+        for k in range(1, piece.shape[1]):
+            at = np.flatnonzero(lengths > k)
+            self.flat[self.position[at] + k] = piece[at, k]
         self.length += lengths
+        self.position += lengths
 
     def binary(self) -> pa.Array:
         return _binary_rows(self.matrix, np.arange(self.matrix.shape[1]) < self.length[:, None], self.length)
@@ -168,7 +173,7 @@ def _plain(column, declared: str) -> pa.Array:
     if declared == "REAL":
         if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
             raise TypeError(f"REAL column given as {column.type}")
-        column = column.cast(pa.float64())
+        column = pc.add(column.cast(pa.float64()), 0.0)  # -0.0 + 0.0 is 0.0: SQLite stores -0.0 as 0.0 too
         nan = pc.is_nan(column).to_numpy(zero_copy_only=False)
         if nan.any():  # SQLite stores a NaN as NULL
             column = pc.if_else(pa.array(nan), pa.scalar(None, pa.float64()), column)

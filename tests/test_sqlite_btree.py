@@ -128,6 +128,20 @@ def test_text_bytes_are_kept_even_when_not_utf8(tmp_path):
     assert conn.execute("SELECT DISTINCT typeof(value) FROM item_properties").fetchall() == [(b"text",)]
 
 
+def test_reals_read_back_as_sqlite_stores_them(tmp_path):
+    """-0.0 comes back as 0.0 and NaN as NULL, as when SQLite inserts them."""
+    reals = [-0.0, float("nan"), 1.5, None]
+    table = pa.table({"a": pa.array(range(4), pa.int64()), "b": pa.array(["x"] * 4), "r": pa.array(reals),
+                      "c": pa.array(range(4), pa.int64()), "flag": pa.array([True] * 4)})
+    write_table(tmp_path / "ours.db", EVENTS, [table])
+    theirs = sqlite3.connect(tmp_path / "theirs.db")
+    theirs.execute("CREATE TABLE ev (a INTEGER, b TEXT, r REAL, c INTEGER, flag INTEGER)")
+    theirs.executemany("INSERT INTO ev VALUES (?, 'x', ?, 0, 1)", [(i, r) for i, r in enumerate(reals)])
+    query = "SELECT a, r, typeof(r) FROM ev ORDER BY a"
+    ours = sqlite3.connect(tmp_path / "ours.db").execute(query).fetchall()
+    assert repr(ours) == repr(theirs.execute(query).fetchall())
+
+
 @pytest.mark.parametrize("itemids, properties", [([1, 1], ["b", "a"]), ([2, 1], ["a", "a"]), ([1, 1], ["a", "a"])])
 def test_rows_out_of_key_order_are_refused(tmp_path, itemids, properties):
     table = pa.table({"itemid": pa.array(itemids, pa.int64()), "property": pa.array(properties),
