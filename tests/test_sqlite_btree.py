@@ -232,3 +232,36 @@ def test_the_page_sqlite_locks_is_left_unused(tmp_path):
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
     assert conn.execute("SELECT count(*), sum(itemid) FROM item_properties").fetchone() == (n, n * (n - 1) // 2)
+
+
+def test_cells_given_in_many_parts_pack_as_one(tmp_path):
+    """However the rows come (parts of one row, parts smaller than a page, parts of many pages),
+    the trees hold the same as from one part."""
+    n = 3000
+    items = pa.table({"itemid": pa.array(range(n), pa.int64()), "property": pa.array(["p"] * n),
+                      "value": pa.array([str(i) * (i % 5) for i in range(n)]), "timestamp_ms": pa.array(range(n), pa.int64())})
+    events = pa.table({"a": pa.array(range(n), pa.int64()), "b": pa.array([str(i % 7) for i in range(n)]),
+                       "r": pa.array([i / 7 for i in range(n)]), "c": pa.array(range(n), pa.int64()),
+                       "flag": pa.array([i % 3 == 0 for i in range(n)])})
+    sizes = [1, 2, 5, 40, 1, 300, 7, 1000]
+    def parts(table):
+        out, start = [], 0
+        for size in sizes * 10:
+            if start < n:
+                out.append(table.slice(start, size))
+                start += size
+        return out + ([table.slice(start)] if start < n else [])
+    given = []
+    start = 0
+    for part in parts(events):
+        given.append(table_cells(EVENTS, part, start + 1))
+        start += part.num_rows
+    write_table(tmp_path / "many.db", ITEM_PROPERTIES, parts(items), page_size=512)
+    write_table(tmp_path / "many.db", EVENTS, parts(events), page_size=512, cells=given)
+    write_table(tmp_path / "one.db", ITEM_PROPERTIES, [items], page_size=512)
+    write_table(tmp_path / "one.db", EVENTS, [events], page_size=512)
+    many, one = sqlite3.connect(tmp_path / "many.db"), sqlite3.connect(tmp_path / "one.db")
+    assert integrity(many) == [("ok",)]
+    for query in ("SELECT * FROM item_properties", "SELECT rowid, * FROM ev ORDER BY rowid",
+                  "SELECT rowid FROM ev INDEXED BY idx_ev_b ORDER BY b, rowid"):
+        assert many.execute(query).fetchall() == one.execute(query).fetchall()
