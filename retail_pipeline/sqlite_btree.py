@@ -542,11 +542,13 @@ def write_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[p
     otherwise; its key must be its leading columns). INTEGER, REAL and TEXT columns; strings may
     be dictionary-encoded.
     """
+    if schema.without_rowid and (list(schema.column_names[: len(schema.primary_key)]) != list(schema.primary_key)
+                                 or schema.indexes):
+        raise ValueError(f"{schema.name}: a WITHOUT ROWID table must be keyed on its leading columns, "
+                         "without other indexes")
     trees = _create(path, schema, page_size)
     declared = [kind for _, kind in schema.columns]
     if schema.without_rowid:
-        if list(schema.column_names[: len(schema.primary_key)]) != list(schema.primary_key):
-            raise ValueError(f"{schema.name}: a WITHOUT ROWID table must be keyed on its leading columns")
         return _write_without_rowid(path, schema, declared, trees[0][1], tables, progress)
     return _write_rowid_table(path, schema, trees, list(tables), None if cells is None else list(cells), progress)
 

@@ -32,8 +32,8 @@ from .schema import BUILD_INFO_TABLE, EVENTS_VIEW_SQL, TABLES, TableSchema
 from .sqlite_btree import PAGE_SIZE
 
 BATCH_ROWS = 1_000_000  # rows handed to SQLite at a time (and between progress reports)
-MMAP_SIZE = 1 << 32  # bytes of a file SQLite may map (the whole database, at full scale 1.2 GB)
-CACHE_SIZE = -2000  # SQLite's default page cache (2 MB): larger caches and in-memory sorting are slower here, their fresh memory costs more in page faults than it saves
+MMAP_SIZE = 1 << 32  # bytes of a file SQLite may map (the whole database, at full scale 1.1 GB)
+CACHE_SIZE = -2000  # SQLite's default page cache (2 MB): larger caches and in-memory sorting were slower here, their fresh memory costs more in page faults than it saves
 
 
 def _fast_connection(path: str | os.PathLike) -> sqlite3.Connection:
@@ -41,12 +41,11 @@ def _fast_connection(path: str | os.PathLike) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute(f"PRAGMA cache_size={CACHE_SIZE}")
-    # No helper threads for the sorts of CREATE INDEX: measured on the four events_enriched
-    # indexes at full scale, two threads took the same wall time (4.8 s) for 7.3 s of CPU
-    # instead of 4.4 s, CPU the other worker process needs.
+    # No helper threads for the sorts of CREATE INDEX (measured when SQLite still built the four
+    # events_enriched indexes: two threads took the same wall time for 1.7x the CPU, CPU the
+    # other worker process needs). The indexes built here now are the small tables'.
     conn.execute("PRAGMA threads=0")
-    # Read pages through a memory map, not a read() copy each: the index builds and ANALYZE
-    # scan the whole events table (measured: 0.3 s less system time on the four indexes).
+    # Read pages through a memory map, not a read() copy each: ANALYZE reads the big tables.
     conn.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
     return conn
 

@@ -150,6 +150,16 @@ def test_rows_out_of_key_order_are_refused(tmp_path, itemids, properties):
         write_table(tmp_path / "t.db", ITEM_PROPERTIES, [table])
 
 
+def test_without_rowid_tables_it_cannot_write_are_refused_before_anything_is_written(tmp_path):
+    keyed_late = TableSchema("t", (("v", "TEXT"), ("k", "INTEGER")), primary_key=("k",), without_rowid=True)
+    indexed = TableSchema("t", (("k", "INTEGER"), ("v", "TEXT")), primary_key=("k",), without_rowid=True,
+                          indexes=(("v",),))
+    for schema_ in (keyed_late, indexed):
+        with pytest.raises(ValueError, match="WITHOUT ROWID"):
+            write_table(tmp_path / "t.db", schema_, [])
+        assert not (tmp_path / "t.db").exists()
+
+
 def test_key_order_is_checked_across_parts(tmp_path):
     def part(itemid):
         return pa.table({"itemid": pa.array([itemid], pa.int64()), "property": pa.array(["a"]),
