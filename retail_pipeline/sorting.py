@@ -20,16 +20,18 @@ def radix_argsort(keys: np.ndarray, order: np.ndarray | None = None) -> np.ndarr
     their relative order in ``order``: sorting by time first and then by key this way gives
     the order (key, time, original position).
     """
-    keys = np.asarray(keys, dtype=np.int64)
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
     perm = np.arange(len(keys), dtype=np.int64) if order is None else np.asarray(order, dtype=np.int64)
     if len(keys) == 0:
         return perm
     if int(keys.min()) < 0:
         raise ValueError("radix_argsort needs non-negative keys")
     top = int(keys.max())
+    # each 16-bit digit read in place (a strided view of the keys), not computed into temporaries
+    digits = keys.view(np.uint16).reshape(-1, 4)
     shift = 0
     while True:
-        digit = ((keys >> shift) & 0xFFFF).astype(np.uint16)
+        digit = digits[:, shift // 16 if np.little_endian else 3 - shift // 16]
         perm = perm[np.argsort(digit[perm], kind="stable")]
         shift += 16
         if top >> shift == 0:
