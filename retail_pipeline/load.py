@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 
@@ -62,11 +63,43 @@ def load_file(
     chunks in flight so memory stays bounded by the chunk size, not the file size.
     ``progress(file_name, lines_so_far)`` is called after each chunk.
     """
+    return next(load_file_parts(fmt, path, parts=1, chunk_bytes=chunk_bytes, threads=threads, progress=progress))
+
+
+def load_file_parts(
+    fmt: RowFormat,
+    path: str | os.PathLike,
+    *,
+    parts: int,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    threads: int = 2,
+    progress: Callable[[str, int], None] | None = None,
+) -> Iterator[LoadedFile]:
+    """The file as ``parts`` consecutive runs of its lines, each loaded as :func:`load_file`
+    loads a whole file, one after the other: the caller can reduce a part and let it go before
+    the next is read, so memory holds one part, not the file. Parts are cut between chunks, by
+    the file's size (a gzip file's by a guess of it); any cut gives the same rows in the end.
+    Exactly ``parts`` are yielded (some may be empty); the header is checked before the first.
+    """
     path = os.fspath(path)
     header, chunks = read_header_and_chunks(path, chunk_bytes=chunk_bytes)
     check_header(fmt, path, header)
-    name = os.path.basename(path)
+    size = os.path.getsize(path) * (GZIP_RATIO_GUESS if path.endswith(".gz") else 1)
+    per_part = max(1, -(-size // chunk_bytes // parts)) if parts > 1 else None
+    lines_before = 0
+    for k in range(parts):
+        part = _load_chunks(fmt, path, chunks if k == parts - 1 else itertools.islice(chunks, per_part),
+                            threads, progress, lines_before)
+        lines_before += part.data_lines
+        yield part
+        del part  # (the caller's reference is the only one while the next part is read)
 
+
+GZIP_RATIO_GUESS = 5  # a CSV is about this many times its gzip size: only for cutting parts
+
+
+def _load_chunks(fmt: RowFormat, path: str, chunks, threads: int, progress, lines_before: int) -> LoadedFile:
+    name = os.path.basename(path)
     tables: list[pa.Table] = []
     rejected: list[tuple[int, str, str]] = []
     data_lines = 0
@@ -81,7 +114,7 @@ def load_file(
         for chunk in chunks:
             data_lines += chunk.count
             if progress is not None:
-                progress(os.path.basename(path), data_lines)
+                progress(name, lines_before + data_lines)
             in_flight.append(pool.submit(parse_chunk, fmt, chunk))
             while len(in_flight) > threads:
                 collect_one()

@@ -18,8 +18,8 @@ from .categories import build_category_tree, first_rows
 from .errors import InputError
 from .events import drop_duplicate_events
 from .inputs import duplicate_inputs
-from .lines import read_header_and_chunks, strip_line_end
-from .load import REJECTED_SCHEMA, load_file
+from .lines import DEFAULT_CHUNK_BYTES, read_header_and_chunks, strip_line_end
+from .load import REJECTED_SCHEMA, load_file, load_file_parts
 from .properties import (concat_in_input_order, latest_item_properties, latest_item_properties_in_batches,
                          point_in_time_rows, point_in_time_snapshots)
 from .quality import data_quality, in_expected_range
@@ -56,27 +56,35 @@ def check_distinct_inputs(paths: tuple[str, ...]) -> None:
         raise InputError(f"{second}: the same input is also given as {first}; keep only one of them")
 
 
-def load_item_property_file(
-    path: str, progress=None, threads: int = 2
-) -> tuple[Iterator[pa.Table], pa.Table, pa.Table, dict]:
-    """One property file, reduced: its latest value per (itemid, property), in that order (as
-    batches, taken as they are consumed), its rows of the point-in-time properties (in line
-    order), its rejections and counts.
+def item_property_file_parts(
+    path: str, parts: int, progress=None, threads: int = 2, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[tuple[Iterator[pa.Table], pa.Table, pa.Table, int]]:
+    """One property file in ``parts`` runs of its lines, each reduced in turn to: its latest
+    value per (itemid, property), in that order (as batches, taken as they are consumed), its
+    rows of the point-in-time properties (in line order), its rejections and its line count.
 
-    Reducing each file on its own lets the files be read side by side; the latest over all
-    files is the latest over each file's latest (:func:`item_properties_by_range`).
+    A part's rows are let go once its latest values are consumed, before the next part is read:
+    the process holds one part's rows and their sort, not the file's (measured on an 11 M-row
+    file in two parts: 0.8 GB of fresh memory instead of 1.2-1.4 GB, and less time). The
+    latest over all parts and files is the latest over each part's latest
+    (:func:`item_properties_by_range`); keys found in both parts are merged twice, the cost.
     """
-    loaded = load_file(ITEM_PROPERTIES, path, progress=progress, threads=threads)
-    rows = loaded.rows.drop_columns(["line"])
-    stats = {"files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}}}
-    return latest_item_properties_in_batches(rows), point_in_time_rows(rows), loaded.rejected, stats
+    loading = load_file_parts(ITEM_PROPERTIES, path, parts=parts, progress=progress, threads=threads,
+                              chunk_bytes=chunk_bytes)
+    while (loaded := next(loading, None)) is not None:
+        rows = loaded.rows.drop_columns(["line"])
+        result = (latest_item_properties_in_batches(rows), point_in_time_rows(rows), loaded.rejected, loaded.data_lines)
+        del loaded, rows  # only the batches hold the rows now
+        yield result
+        del result
 
 
 def item_properties_by_range(
     latest_per_file: list[pa.Table], parts: int, sample_step: int = 64
 ) -> Iterator[pa.Table]:
-    """``item_properties`` in ``parts`` itemid ranges, in key order, each merged from the files'
-    latest values (given in file-name order, each in key order): one range in memory at a time.
+    """``item_properties`` in ``parts`` itemid ranges, in key order, each merged from the latest
+    values of the files' parts (given in input order: files by name, parts by line; each in key
+    order): one range in memory at a time.
     The ranges are cut at quantiles of every ``sample_step``-th itemid, to hold similar numbers
     of rows; any cut gives the same rows."""
     itemids = [table.column("itemid").to_numpy() for table in latest_per_file]

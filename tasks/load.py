@@ -14,6 +14,7 @@ import warnings
 
 import luigi
 import luigi.interface
+import pyarrow as pa
 
 from retail_pipeline import stages, storage
 from retail_pipeline.properties import LATEST_SCHEMA
@@ -61,9 +62,15 @@ class LoadEvents(RetailTask):
                        (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
 
 
+# Each property file is read in this many parts, one after the other in its task: a part's
+# rows are reduced and let go before the next part is read (stages.item_property_file_parts).
+PROPERTY_FILE_PARTS = 2
+
+
 class LoadItemPropertyFile(RetailTask):
-    """One item_properties*.csv → its latest value per (item, property), in key order, its rows
-    of the point-in-time properties, rejected lines, line counts. Files load side by side."""
+    """One item_properties*.csv → for each part of its lines, the latest value per (item,
+    property), in key order; its rows of the point-in-time properties, rejected lines, line
+    counts. Files load side by side."""
 
     path = luigi.Parameter()
     priority = CRITICAL_PATH + 10  # the longest loads: before events.csv and the category tree
@@ -74,7 +81,7 @@ class LoadItemPropertyFile(RetailTask):
     def output(self):
         name = os.path.basename(self.path)
         return {
-            "latest": self.work_target(f"{name}-latest", TABLE_SUFFIX),
+            "latest": [self.work_target(f"{name}-latest-{k}", TABLE_SUFFIX) for k in range(PROPERTY_FILE_PARTS)],
             "point_in_time": self.work_target(f"{name}-point_in_time", TABLE_SUFFIX),
             "rejected": self.work_target(f"{name}-rejected", TABLE_SUFFIX),
             "stats": self.work_target(f"{name}-stats", "json"),
@@ -82,12 +89,29 @@ class LoadItemPropertyFile(RetailTask):
 
     def run(self):
         stages.check_distinct_inputs(_paths(input_files("item_properties")))
-        latest, point_in_time, rejected, stats = stages.load_item_property_file(
-            self.path, progress=Progress(self, what="lines read"), threads=parse_threads())
+        parts = stages.item_property_file_parts(
+            self.path, PROPERTY_FILE_PARTS, progress=Progress(self, what="lines read"), threads=parse_threads())
+        point_in_time, rejected, lines = [], [], 0
+
+        def write_latest(path):
+            """The next part: read, its latest values written to ``path`` (which lets its rows go)."""
+            nonlocal lines
+            latest, part_point_in_time, part_rejected, part_lines = next(parts)
+            storage.write_batches(LATEST_SCHEMA, latest, path)
+            point_in_time.append(part_point_in_time)
+            rejected.append(part_rejected)
+            lines += part_lines
+
+        def stats():
+            name = os.path.basename(self.path)
+            return {"files": {name: {"data_lines": lines, "rejected": sum(t.num_rows for t in rejected)}}}
+
         out = self.output()
-        write_outputs([(out["latest"], lambda path: storage.write_batches(LATEST_SCHEMA, latest, path)),
-                       (out["point_in_time"], table_writer(point_in_time)),
-                       (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
+        # written in this order: every part's latest values (each reading its part), then the rest
+        write_outputs([*((target, write_latest) for target in out["latest"]),
+                       (out["point_in_time"], lambda path: storage.write_table(pa.concat_tables(point_in_time), path)),
+                       (out["rejected"], lambda path: storage.write_table(pa.concat_tables(rejected), path)),
+                       (out["stats"], lambda path: storage.write_json(stats(), path))])
 
 
 def property_files():

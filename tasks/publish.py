@@ -75,7 +75,8 @@ class WriteItemProperties(RetailTask):
         progress = Progress(self, what="rows written")
 
         def merged_ranges():
-            latest = [load_table(f["latest"]) for f in self.input()]
+            # every part of every file, in input order (files by name, parts by line)
+            latest = [load_table(part) for f in self.input() for part in f["latest"]]
             for k, part in enumerate(item_properties_by_range(latest, ranges)):
                 self.set_progress_percentage(round(100 * k / ranges))
                 yield part

@@ -261,3 +261,66 @@ def test_a_chunk_with_zero_fraction_integers_still_reads_whole():
     for odd in (b"+12", b"12.5", b"1e3"):  # not integers as the rules write them: the careful path decides
         line = b"1433221999827,111016,transaction,318965," + odd + b"\n"
         assert _parse_well_formed_chunk(EVENTS, LineChunk(2, pa.py_buffer(body + line))) is None
+
+
+# ------------------------------------------------------------------ a file read in parts
+
+property_lines = st.lists(
+    st.one_of(
+        st.tuples(st.integers(1, 6), st.integers(1, 4), st.sampled_from(["888", "categoryid", "available", "6"]),
+                  st.sampled_from(["1", "2", "n5.000", "", "x y"]))
+        .map(lambda r: f"{1_433_000_000_000 + r[0] * 604_800_000},{r[1]},{r[2]},{r[3]}"),
+        st.sampled_from(["", "bad line", "1,2,3", "1433000000000,x,888,1"]),  # rejected
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=property_lines, parts=st.integers(1, 4), gz=st.booleans())
+def test_a_file_read_in_parts_gives_the_rows_of_the_whole(tmp_path, lines, parts, gz):
+    """The parts, in order, hold exactly the rows, rejections and line counts of the whole file."""
+    from retail_pipeline.load import load_file_parts
+    text = (ITEM_PROPERTIES.header + "\n" + "\n".join(lines) + "\n").encode()
+    path = tmp_path / ("p.csv.gz" if gz else "p.csv")
+    path.write_bytes(gzip.compress(text) if gz else text)
+    whole = load_file(ITEM_PROPERTIES, path, chunk_bytes=64)
+    pieces = list(load_file_parts(ITEM_PROPERTIES, path, parts=parts, chunk_bytes=64))
+    assert len(pieces) == parts
+    assert [row for p in pieces for row in p.rows.to_pylist()] == whole.rows.to_pylist()
+    assert [row for p in pieces for row in p.rejected.to_pylist()] == whole.rejected.to_pylist()
+    assert sum(p.data_lines for p in pieces) == whole.data_lines
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(property_lines, min_size=1, max_size=3), parts=st.integers(1, 3), ranges=st.integers(1, 3))
+def test_item_properties_from_parts_of_files_are_the_latest_of_all_rows(tmp_path, files, parts, ranges):
+    """Each file reduced part by part, the parts merged range by range: the same table as the
+    latest value over all rows of all files at once (ties on time go to the later row)."""
+    import pyarrow as pa
+    from retail_pipeline.properties import latest_item_properties
+    from retail_pipeline.stages import item_properties_by_range, item_property_file_parts
+    paths = []
+    for i, lines in enumerate(files):
+        paths.append(write(tmp_path / f"item_properties_part{i}.csv", ITEM_PROPERTIES.header + "\n" + "\n".join(lines) + "\n"))
+    latest = []
+    for path in paths:
+        for batches, _, _, _ in item_property_file_parts(str(path), parts, chunk_bytes=64):
+            batches = list(batches)
+            latest.append(pa.concat_tables(batches) if batches else None)
+    latest = [t for t in latest if t is not None]
+    everything = pa.concat_tables([load_file(ITEM_PROPERTIES, p).rows.drop_columns(["line"]) for p in paths])
+    expected = latest_item_properties(everything.unify_dictionaries()).to_pylist() if everything.num_rows else []
+    merged = [row for part in item_properties_by_range(latest, ranges) for row in part.to_pylist()] if latest else []
+    assert merged == expected
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_every_line_of_a_long_file_is_in_exactly_one_part(tmp_path, parts):
+    from retail_pipeline.load import load_file_parts
+    lines = [f"{1_433_000_000_000 + i},{i % 97},{'888' if i % 3 else 'categoryid'},{i}" for i in range(3000)]
+    path = write(tmp_path / "p.csv", ITEM_PROPERTIES.header + "\n" + "\n".join(lines) + "\n")
+    pieces = list(load_file_parts(ITEM_PROPERTIES, path, parts=parts, chunk_bytes=100))
+    assert len(pieces) == parts and all(p.rows.num_rows for p in pieces[:-1])
+    assert [r["line"] for p in pieces for r in p.rows.to_pylist()] == list(range(2, 3002))
+    assert sum(p.data_lines for p in pieces) == 3000
