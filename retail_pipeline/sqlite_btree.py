@@ -181,12 +181,16 @@ def _plain(column, declared: str) -> pa.Array:
     raise TypeError(f"{declared} columns are not supported")
 
 
-def _payload_sizes(columns: list[pa.Array], declared: list[str]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Each row's serial types (per column), record header size and record size."""
+def _header_size(type_lengths: list[np.ndarray]) -> np.ndarray:
+    """Each record's header size, from the lengths of its serial types' varints (and its own)."""
+    header = 1 + sum(type_lengths)
+    return header + (header >= 128)  # a header of 128 bytes or more has a 2-byte size (< 2**14 here)
+
+
+def _record_sizes(columns: list[pa.Array], declared: list[str]) -> np.ndarray:
+    """Each row's record size (header and values), without building the records."""
     kinds, lengths, _ = zip(*(_column_serial(c, d, bodies=False) for c, d in zip(columns, declared)))
-    header = 1 + sum(_varint(kind)[1] for kind in kinds)
-    header = header + (header >= 128)  # a header of 128 bytes or more has a 2-byte size (< 2**14 here)
-    return kinds, header, header + sum(lengths)
+    return _header_size([_varint(kind)[1] for kind in kinds]) + sum(lengths)
 
 
 def cells(columns: list[pa.Array], declared: list[str], rowid: np.ndarray | None, max_payload: int,
@@ -196,8 +200,7 @@ def cells(columns: list[pa.Array], declared: list[str], rowid: np.ndarray | None
     left out of the array."""
     kinds, body_lengths, bodies = zip(*(_column_serial(c, d) for c, d in zip(columns, declared)))
     type_varints = [_varint(kind) for kind in kinds]
-    header = 1 + sum(lengths for _, lengths in type_varints)
-    header = header + (header >= 128)  # a header of 128 bytes or more has a 2-byte size (< 2**14 here)
+    header = _header_size([lengths for _, lengths in type_varints])
     payload = header + sum(body_lengths)
     fits = payload <= max_payload
     if not fits.all():
@@ -486,7 +489,7 @@ def _fitting(columns: list[pa.Array], declared: list[str], max_payload: int) -> 
                   for column, kind in zip(columns, declared))
     if longest + 9 <= max_payload:
         return np.ones(len(columns[0]) if columns else 0, dtype=bool)
-    return _payload_sizes(columns, declared)[2] <= max_payload
+    return _record_sizes(columns, declared) <= max_payload
 
 
 def _sort_codes(column: pa.Array, declared: str) -> np.ndarray:
@@ -619,11 +622,14 @@ def _write_rowid_table(path, schema: TableSchema, trees, tables: list[pa.Table],
                              max_index)
         oversized = [] if fits.all() else [(rowids[~fits], _columns(table.filter(pa.array(~fits)), schema,
                                                                       [kind_of[c] for c in names]))]
-        keep = None if fits.all() else pa.array(np.flatnonzero(fits))
+        kept = rowids
+        if not fits.all():
+            keep = pa.array(np.flatnonzero(fits))
+            plain = {name: column.take(keep) for name, column in plain.items()}
+            kept = rowids[fits]
         tree = file.table_tree(trees[0][1])
         if given is None:
-            columns = [plain[c] if keep is None else plain[c].take(keep) for c in names]
-            kept = rowids if keep is None else rowids[fits]
+            columns = [plain[c] for c in names]
             for start in range(0, len(kept), SLICE_ROWS):
                 part = [c.slice(start, SLICE_ROWS) for c in columns]
                 part_rowids = kept[start: start + SLICE_ROWS]
@@ -640,9 +646,8 @@ def _write_rowid_table(path, schema: TableSchema, trees, tables: list[pa.Table],
         tree.finish()
         if progress is not None:
             progress(table.num_rows)
-        kept = rowids if keep is None else rowids[fits]
         for name, root, key, unique in indexes:
-            entry = [plain[c] if keep is None else plain[c].take(keep) for c in key] + [pa.array(kept)]
+            entry = [plain[c] for c in key] + [pa.array(kept)]
             entry_declared = [kind_of[c] for c in key] + ["INTEGER"]
             order = _index_order(entry[:-1], entry_declared[:-1])
             if unique:

@@ -66,28 +66,17 @@ def write_table(
     path: str | os.PathLike,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the rows of ``tables`` as the only table of a new SQLite file at ``path``; return
-    the row count. ``path`` must not exist (the caller passes a temporary path and renames it
-    when this returns); see :func:`append_table` for the rest."""
-    if os.path.exists(path):
-        os.remove(path)
-    return append_table(path, tables, schema, progress)
-
-
-def append_table(
-    path: str | os.PathLike,
-    tables: pa.Table | Iterable[pa.Table],
-    schema: TableSchema,
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """Create table ``schema`` in the SQLite file ``path`` (made if missing) and insert the rows
-    of ``tables`` (one table, or several written one after the other); return the row count.
+    """Write the rows of ``tables`` (one table, or several written one after the other) as the
+    only table of a new SQLite file at ``path``; return the row count. ``path`` must not exist
+    (the caller passes a temporary path and renames it when this returns).
 
     The columns are taken by the schema's names, in its order. Rows go in through the ADBC
     SQLite driver, which binds Arrow arrays to a prepared INSERT in C: 3-4x faster than
     Python's ``sqlite3`` with its one Python object per value. An iterable is consumed
-    lazily, so a generator that reads one shard at a time keeps one shard in memory.
+    lazily, so a generator that reads one part at a time keeps one part in memory.
     """
+    if os.path.exists(path):
+        os.remove(path)
     if isinstance(tables, pa.Table):
         tables = [tables]
     ready = (pa.Table.from_arrays([_sqlite_ready(table.column(name), declared) for name, declared in schema.columns],
