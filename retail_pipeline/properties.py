@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .records import INT_PATTERN
-from .sorting import dense_codes, radix_argsort, rank_codes
+from .sorting import byte_order_codes, dense_codes, radix_argsort, rank_codes
 
 POINT_IN_TIME_PROPERTIES = ("categoryid", "available")
 
@@ -49,16 +49,6 @@ def _dictionary(column) -> pa.DictionaryArray:
     return column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
 
 
-def _sorted_codes(column) -> tuple[np.ndarray, int]:
-    """Per row, the rank of its string among the distinct strings in byte order (SQLite's
-    BINARY collation), and the number of distinct strings."""
-    encoded = _dictionary(column)
-    words = [s.encode("utf-8") for s in encoded.dictionary.to_pylist()]
-    rank = np.empty(len(words), dtype=np.int64)
-    rank[sorted(range(len(words)), key=words.__getitem__)] = np.arange(len(words))
-    return rank[encoded.indices.to_numpy(zero_copy_only=False)], len(words)
-
-
 def latest_item_properties(rows: pa.Table, *, sorted_runs: bool = False) -> pa.Table:
     """``item_properties``: per (itemid, property) the value of the latest snapshot, ties going
     to the later row in input order. Sorted by (itemid, property), the table's primary key.
@@ -87,7 +77,7 @@ def latest_item_properties_in_batches(rows: pa.Table, batch_rows: int = 1 << 20)
 def _latest_rows(rows: pa.Table, sorted_runs: bool) -> np.ndarray:
     """The row chosen for each (itemid, property), in key order (see :func:`latest_item_properties`)."""
     items = dense_codes(rows.column("itemid").to_numpy())
-    properties, n_properties = _sorted_codes(rows.column("property"))
+    properties, n_properties = byte_order_codes(_dictionary(rows.column("property")))
     if int(items.max()) >= (1 << 62) // max(n_properties, 1):
         items = rank_codes(items)
     keys = items * n_properties + properties
@@ -141,9 +131,8 @@ def point_in_time_rows(rows: pa.Table, properties=POINT_IN_TIME_PROPERTIES) -> p
             mask &= ~chunk.is_null().to_numpy(zero_copy_only=False)
         masks.append(mask)
     if all(mask.all() for mask in masks):
-        return rows  # (the rows of a file's point-in-time rows: no copy)
-    masks = [pa.array(mask) for mask in masks]
-    return rows.filter(pa.chunked_array(masks, pa.bool_()) if masks else pa.chunked_array([], pa.bool_()))
+        return rows  # (the rows of a file's point-in-time rows, or none at all: no copy)
+    return rows.filter(pa.chunked_array([pa.array(mask) for mask in masks], pa.bool_()))
 
 
 def point_in_time_snapshots(rows: pa.Table, properties=POINT_IN_TIME_PROPERTIES) -> pa.Table:
@@ -155,11 +144,7 @@ def point_in_time_snapshots(rows: pa.Table, properties=POINT_IN_TIME_PROPERTIES)
     subset = point_in_time_rows(rows, properties)
     if subset.num_rows == 0:
         return SNAPSHOT_SCHEMA.empty_table()
-    encoded = _dictionary(subset.column("property"))
-    names = sorted(set(encoded.dictionary.to_pylist()))
-    # each row's property as its rank among the names, so sorting codes sorts names
-    rank = np.array([names.index(name) for name in encoded.dictionary.to_pylist()], dtype=np.int64)
-    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    codes, _ = byte_order_codes(_dictionary(subset.column("property")))  # sorting codes sorts names
     itemid = subset.column("itemid").to_numpy()
     timestamp = subset.column("timestamp").to_numpy()
     # stable sorts, least significant key first: ties stay in input order (a 4-key lexsort was

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 SAMPLE = 100_000
 
@@ -61,3 +63,15 @@ def rank_codes(values: np.ndarray) -> np.ndarray:
     """Each value's rank among the distinct values (0 .. distinct - 1), as int64."""
     _, codes = np.unique(values, return_inverse=True)
     return codes.astype(np.int64).reshape(-1)
+
+
+def byte_order_codes(column: pa.Array) -> tuple[np.ndarray, int]:
+    """Per value of a string, binary or dictionary array, the rank of its bytes among the
+    distinct values (SQLite's BINARY collation; for text the same as code point order), equal
+    values getting equal codes, and the number of distinct values. A NULL gets code 0: callers
+    that keep NULLs mask them."""
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    words = [w if isinstance(w, bytes) else w.encode("utf-8") for w in encoded.dictionary.to_pylist()]
+    position = {word: rank for rank, word in enumerate(sorted(set(words)))}
+    rank = np.array([position[word] for word in words] or [0], dtype=np.int64)
+    return rank[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)], len(position)

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .schema import TableSchema
-from .sorting import dense_codes, radix_argsort
+from .sorting import byte_order_codes, dense_codes, radix_argsort
 
 TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR = 0x0D, 0x05, 0x0A, 0x02
 LOCK_BYTE_OFFSET = 1 << 30  # the page holding this byte of the file is never used (SQLite's PENDING_BYTE)
@@ -497,11 +497,7 @@ def _sort_codes(column: pa.Array, declared: str) -> np.ndarray:
     first, numbers by value, text by its bytes (the BINARY collation)."""
     valid = ~column.is_null().to_numpy(zero_copy_only=False)
     if declared == "TEXT":
-        encoded = pc.dictionary_encode(column)
-        words = encoded.dictionary.to_pylist()
-        rank = np.zeros(max(len(words), 1), dtype=np.int64)  # (an all-NULL column has no words)
-        rank[sorted(range(len(words)), key=words.__getitem__)] = np.arange(len(words))
-        codes = rank[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        codes, _ = byte_order_codes(column)
     elif declared == "INTEGER":
         codes = dense_codes(column.fill_null(0).to_numpy(zero_copy_only=False))
     else:

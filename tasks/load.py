@@ -119,8 +119,8 @@ def property_files():
 
 
 class LoadItemProperties(RetailTask):
-    """All item_properties*.csv: their rejected lines and line counts (each file's latest values
-    stay in its own file, merged range by range as item_properties is written)."""
+    """All item_properties*.csv: their rejected lines and line counts (the latest values stay in
+    each file's parts' files, merged range by range as item_properties is written)."""
 
     def requires(self):
         return property_files()

@@ -58,8 +58,8 @@ class WriteTablePart(RetailTask):
 
 
 class WriteItemProperties(RetailTask):
-    """item_properties, range by range (each merged from the property files' latest values
-    for it), into a new SQLite file, in key order: its pages written directly
+    """item_properties, range by range (each merged from the latest values of the property
+    files' parts for it), into a new SQLite file, in key order: its pages written directly
     (:mod:`retail_pipeline.sqlite_btree`)."""
 
     priority = CRITICAL_PATH

@@ -29,3 +29,25 @@ def test_dense_codes_order_like_the_values(values):
     for i in range(len(values)):
         for j in range(len(values)):
             assert (values[i] < values[j]) == (codes[i] < codes[j])
+
+
+@given(words=st.lists(st.one_of(st.none(), st.text(max_size=4), st.sampled_from(["é", "e", "z", ""])), max_size=60),
+       as_dictionary=st.booleans())
+def test_byte_order_codes_order_like_the_bytes(words, as_dictionary):
+    import pyarrow as pa
+    from retail_pipeline.sorting import byte_order_codes
+    present = [w for w in words if w is not None]
+    column = pa.array(words, pa.string())
+    if as_dictionary:  # every word its own dictionary entry, repeats included, as concatenated chunks can give
+        indices, k = [], 0
+        for w in words:
+            indices.append(None if w is None else k)
+            k += w is not None
+        column = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(present, pa.string()))
+    codes, distinct = byte_order_codes(column)
+    assert distinct == len(set(present))
+    for i, a in enumerate(words):
+        for j, b in enumerate(words):
+            if a is not None and b is not None:
+                assert (a.encode() < b.encode()) == (codes[i] < codes[j])
+                assert (a == b) == (codes[i] == codes[j])
