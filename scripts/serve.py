@@ -4,7 +4,8 @@
                             [--state-dir var/datasette] [--no-follow] [--dry-run]
 
 Datasette serves the file read-only and immutable (``-i``) under the name ``retail``, with the
-descriptions, canned queries and dashboard of ``datasette/metadata.yml`` and the settings below.
+descriptions and canned queries of ``datasette/metadata.yml``, the dashboards of
+``datasette/dashboards.yml`` and the settings below.
 Table row counts come from a ``datasette inspect`` file kept in the state dir (git-ignored) and
 regenerated whenever the database is newer, so no page counts millions of rows. A database whose
 file is not named ``retail.db`` is served through a symlink of that name in the state dir, so
@@ -97,6 +98,29 @@ def inspect_file(database: Path, state_dir: Path) -> Path:
     return counts
 
 
+METADATA_FILES = ("metadata.yml", "dashboards.yml")  # descriptions and queries; the plugins' settings
+
+
+def merged_metadata(state_dir: Path) -> Path:
+    """One metadata file for Datasette from ``METADATA_FILES`` (top-level keys of later files are
+    added to the earlier ones), written as JSON in the state dir."""
+    import yaml  # Datasette's own dependency
+
+    merged: dict = {}
+    for name in METADATA_FILES:
+        document = yaml.safe_load((CONFIG / name).read_text()) or {}
+        overlap = set(merged) & set(document)
+        if overlap:
+            raise SystemExit(f"ERROR: {CONFIG / name}: keys {sorted(overlap)} are also in an earlier metadata file")
+        merged.update(document)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "metadata.json"
+    temporary = path.with_name(f".metadata-{os.getpid()}.json")
+    temporary.write_text(json.dumps(merged, indent=1))
+    os.replace(temporary, path)
+    return path
+
+
 def datasette_command(database: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8001,
                       state_dir: str | os.PathLike = REPO / "var" / "datasette") -> list[str]:
     """The ``datasette serve`` command line for ``database`` (preparing its counts file first)."""
@@ -106,7 +130,7 @@ def datasette_command(database: str | os.PathLike, *, host: str = "127.0.0.1", p
     state_dir = Path(state_dir).resolve()
     counts = inspect_file(database, state_dir)
     command = [sys.executable, "-m", "datasette", "serve", "-i", str(served_path(database, state_dir)),
-               "--inspect-file", str(counts), "--metadata", str(CONFIG / "metadata.yml"),
+               "--inspect-file", str(counts), "--metadata", str(merged_metadata(state_dir)),
                "--host", host, "--port", str(port)]
     for folder, option in (("templates", "--template-dir"), ("plugins", "--plugins-dir")):
         if (CONFIG / folder).is_dir():
