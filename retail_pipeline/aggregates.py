@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .analytics import distinct_count
 from .quality import in_expected_range
 from .records import EVENT_CODES, EVENT_TYPES
 from .timefmt import day_index, format_days, format_event_time, format_hours, hour_index
@@ -87,7 +88,15 @@ def _in_visitor_order(enriched: pa.Table) -> pa.Table:
 
 
 def sessions(enriched: pa.Table) -> pa.Table:
-    """One row per (visitor, session) with its span and event counts."""
+    """One row per (visitor, session) with its span, event counts and what became of its cart.
+
+    Reads ``visitorid``, ``session_id``, ``timestamp_ms``, ``event``, ``itemid``, ``source_line``;
+    every event of a visitor must be in ``enriched`` (``recovered`` looks at their later sessions).
+    ``cart_items``: distinct items added to the cart in the session; ``abandoned_cart``: NULL
+    without an addtocart, else 1 without a transaction in the session, 0 with one;
+    ``recovered``: NULL unless ``abandoned_cart`` is 1, then 1 if the visitor buys an item of
+    this cart in a later session (a larger ``session_id``), else 0.
+    """
     enriched = _in_visitor_order(enriched)
     visitor = enriched.column("visitorid").to_numpy()
     session = enriched.column("session_id").to_numpy()
@@ -104,7 +113,12 @@ def sessions(enriched: pa.Table) -> pa.Table:
             return np.zeros(0, dtype=np.int64)
         return np.add.reduceat((codes == code).astype(np.int64), starts)
 
+    addtocarts = count(EVENT_CODES["addtocart"])
     transactions = count(EVENT_CODES["transaction"])
+    cart_items, abandoned, recovered = _cart_outcomes(
+        visitor, session, enriched.column("itemid").to_numpy(), codes, np.cumsum(new) - 1, addtocarts, transactions
+    )
+    has_cart = addtocarts > 0
     return pa.table(
         {
             "visitorid": pa.array(visitor[starts]),
@@ -114,11 +128,48 @@ def sessions(enriched: pa.Table) -> pa.Table:
             "duration_s": pa.array((time[ends] - time[starts]) / 1000.0),
             "events": pa.array((ends - starts + 1).astype(np.int64)),
             "views": pa.array(count(EVENT_CODES["view"])),
-            "addtocarts": pa.array(count(EVENT_CODES["addtocart"])),
+            "addtocarts": pa.array(addtocarts),
             "transactions": pa.array(transactions),
             "converted": pa.array((transactions > 0).astype(np.int64)),
+            "cart_items": pa.array(cart_items),
+            "abandoned_cart": pa.array(abandoned.astype(np.int64), pa.int64(), mask=~has_cart),
+            "recovered": pa.array(recovered.astype(np.int64), pa.int64(), mask=~abandoned),
         }
     )
+
+
+def _dense(values: np.ndarray) -> np.ndarray:
+    """Dense int64 codes 0..k-1 of the values, in no particular order (hashed)."""
+    return pd.factorize(values, sort=False)[0].astype(np.int64)
+
+
+def _cart_outcomes(
+    visitor: np.ndarray, session: np.ndarray, itemid: np.ndarray, codes: np.ndarray, session_index: np.ndarray,
+    addtocarts: np.ndarray, transactions: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cart_items, abandoned, recovered) per session; ``session_index`` numbers each row's session.
+
+    Only the addtocart rows of abandoned sessions and the transaction rows take part in the
+    recovery look-up: per (visitor, item), the largest ``session_id`` with a transaction of the
+    item; an abandoned cart row is recovered when that is larger than its own session's.
+    """
+    n_sessions = len(addtocarts)
+    is_cart = codes == EVENT_CODES["addtocart"]
+    is_buy = codes == EVENT_CODES["transaction"]
+    cart_items = distinct_count(session_index[is_cart], _dense(itemid[is_cart]), n_sessions)
+    abandoned = (addtocarts > 0) & (transactions == 0)
+    recovered = np.zeros(n_sessions, dtype=bool)
+    lost = is_cart & abandoned[session_index] if n_sessions else is_cart
+    if lost.any() and is_buy.any():
+        rows = np.flatnonzero(lost | is_buy)
+        items = _dense(itemid[rows])
+        key = _dense(visitor[rows]) * (int(items.max()) + 1) + items
+        buy = is_buy[rows]
+        last_purchase = pd.Series(session[rows][buy]).groupby(key[buy]).max()
+        at = last_purchase.index.get_indexer(key[~buy])
+        later = (at >= 0) & (last_purchase.to_numpy()[np.maximum(at, 0)] > session[rows][~buy])
+        recovered[session_index[rows[~buy][later]]] = True
+    return cart_items, abandoned, recovered
 
 
 def _rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:
@@ -126,30 +177,31 @@ def _rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:
     return pa.array(numerator / np.where(zero, 1, denominator), pa.float64(), mask=zero)
 
 
+def funnel_columns(group: np.ndarray, visitor: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """The funnel of each group: (the distinct ``group`` values, sorted; the columns ``visitors``,
+    ``viewers``, ``carters``, ``buyers`` (distinct visitors with any event / a view / an addtocart /
+    a transaction in the group) and the rates ``view_to_cart_rate``, ``cart_to_purchase_rate``,
+    ``view_to_purchase_rate``, one value per group). ``event`` holds the int8 event codes."""
+    frame = pd.DataFrame({"group": group, "visitor": visitor, "event": event})
+    per_type = frame.drop_duplicates().groupby(["group", "event"]).size().unstack(fill_value=0)
+    per_type = per_type.reindex(columns=range(len(EVENT_TYPES)), fill_value=0)
+    visitors = frame[["group", "visitor"]].drop_duplicates().groupby("group").size()
+    groups = visitors.index.to_numpy()
+    per_type = per_type.reindex(groups, fill_value=0)
+    viewers, carters, buyers = (per_type[EVENT_CODES[name]].to_numpy().astype(np.int64) for name in EVENT_TYPES)
+    return groups, {
+        "visitors": pa.array(visitors.to_numpy().astype(np.int64)),
+        "viewers": pa.array(viewers),
+        "carters": pa.array(carters),
+        "buyers": pa.array(buyers),
+        "view_to_cart_rate": _rate(carters, viewers),
+        "cart_to_purchase_rate": _rate(buyers, carters),
+        "view_to_purchase_rate": _rate(buyers, viewers),
+    }
+
+
 def daily_funnel(enriched: pa.Table) -> pa.Table:
     """Per date: distinct visitors, and distinct visitors with a view / addtocart / transaction."""
-    frame = pd.DataFrame(
-        {
-            "day": day_index(enriched.column("timestamp_ms").to_numpy()),
-            "visitor": enriched.column("visitorid").to_numpy(),
-            "event": _event_codes(enriched),
-        }
-    )
-    per_type = frame.drop_duplicates().groupby(["day", "event"]).size().unstack(fill_value=0)
-    per_type = per_type.reindex(columns=range(len(EVENT_TYPES)), fill_value=0)
-    visitors = frame[["day", "visitor"]].drop_duplicates().groupby("day").size()
-    days = visitors.index.to_numpy()
-    per_type = per_type.reindex(days, fill_value=0)
-    viewers, carters, buyers = (per_type[EVENT_CODES[name]].to_numpy().astype(np.int64) for name in EVENT_TYPES)
-    return pa.table(
-        {
-            "date": format_days(days),
-            "visitors": pa.array(visitors.to_numpy().astype(np.int64)),
-            "viewers": pa.array(viewers),
-            "carters": pa.array(carters),
-            "buyers": pa.array(buyers),
-            "view_to_cart_rate": _rate(carters, viewers),
-            "cart_to_purchase_rate": _rate(buyers, carters),
-            "view_to_purchase_rate": _rate(buyers, viewers),
-        }
-    )
+    days, columns = funnel_columns(day_index(enriched.column("timestamp_ms").to_numpy()),
+                                   enriched.column("visitorid").to_numpy(), _event_codes(enriched))
+    return pa.table({"date": format_days(days), **columns})

@@ -1,8 +1,12 @@
-"""Pre-computed analysis tables for browsing in Datasette, computed from ``events_enriched``.
+"""The entity tables ``items`` and ``categories`` and the pre-computed analysis tables
+``overview`` and ``hour_of_day_profile``, computed from ``events_enriched``.
 
-Each answers, in a few hundred rows, a question that would otherwise scan millions of events on
-every page load: the headline numbers (``overview``), per item (``item_stats``), per category and
-its whole subtree (``category_stats``), and per hour of the day (``hour_of_day_profile``).
+Each answers, in a few hundred thousand rows at most, a question that would otherwise scan
+millions of events on every page load: the headline numbers (``overview``), per item
+(``items``: also the landing page an ``itemid`` links to), per category and its whole subtree
+(``categories``), and per hour of the day (``hour_of_day_profile``). Metric names follow the
+glossary: ``view_to_purchase_rate`` is buyers / viewers everywhere, ``purchased_view_rate`` is
+purchased views / views.
 
 Everything is vectorised: ids are factorised into dense codes, counts are ``np.bincount`` and
 distinct counts are the distinct values of one combined integer key per (group, member) pair.
@@ -13,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .records import EVENT_CODES, EVENT_TYPES
 from .timefmt import day_index, format_days, format_event_time, hour_index
@@ -128,9 +133,13 @@ def overview(enriched: pa.Table) -> pa.Table:
     def distinct(values: np.ndarray) -> int:
         return int(len(unique(values)))
 
+    def ratio(numerator: int, denominator: int) -> float | None:
+        return numerator / denominator if denominator else None
+
     counts = {name: int((codes == code).sum()) for name, code in EVENT_CODES.items()}
     visitors = distinct(visitor)
     buyers = distinct(visitor[codes == TRANSACTION])
+    viewers, carters = distinct(visitor[codes == VIEW]), distinct(visitor[codes == ADDTOCART])
     sessions = distinct(visitor_session)
     converted = distinct(visitor_session[codes == TRANSACTION])
     first_day, last_day = int(day_index(time.min())), int(day_index(time.max()))
@@ -145,17 +154,20 @@ def overview(enriched: pa.Table) -> pa.Table:
         "addtocarts": counts["addtocart"],
         "transactions": counts["transaction"],
         "visitors": visitors,
-        "viewers": distinct(visitor[codes == VIEW]),
-        "carters": distinct(visitor[codes == ADDTOCART]),
+        "viewers": viewers,
+        "carters": carters,
         "buyers": buyers,
         "sessions": sessions,
         "converted_sessions": converted,
         "items": distinct(enriched.column("itemid").to_numpy()),
         "categories": distinct(category[has_category]),
         "purchased_views": int(purchased.sum()),
-        "visitor_to_buyer_rate": buyers / visitors,
-        "session_conversion_rate": converted / sessions,
-        "view_to_purchase_rate": int(purchased.sum()) / counts["view"] if counts["view"] else None,
+        "view_to_cart_rate": ratio(carters, viewers),
+        "cart_to_purchase_rate": ratio(buyers, carters),
+        "view_to_purchase_rate": ratio(buyers, viewers),
+        "visitor_to_buyer_rate": ratio(buyers, visitors),
+        "session_conversion_rate": ratio(converted, sessions),
+        "purchased_view_rate": ratio(int(purchased.sum()), counts["view"]),
     }
     return pa.Table.from_pylist([row], schema=OVERVIEW_SCHEMA)
 
@@ -165,57 +177,36 @@ OVERVIEW_SCHEMA = pa.schema(
     + [(name, pa.int64()) for name in ("days", "events", "views", "addtocarts", "transactions", "visitors",
                                        "viewers", "carters", "buyers", "sessions", "converted_sessions", "items",
                                        "categories", "purchased_views")]
-    + [(name, pa.float64()) for name in ("visitor_to_buyer_rate", "session_conversion_rate",
-                                         "view_to_purchase_rate")]
+    + [(name, pa.float64()) for name in ("view_to_cart_rate", "cart_to_purchase_rate", "view_to_purchase_rate",
+                                         "visitor_to_buyer_rate", "session_conversion_rate", "purchased_view_rate")]
 )
 
 
-# ------------------------------------------------------------------ per item
+# ------------------------------------------------------------------ the catalogue's state now
 
 
-def item_stats(enriched: pa.Table) -> pa.Table:
-    """One row per item with events: counts by type, distinct visitors and buyers, view-to-purchase rate.
+def latest_snapshot_values(snapshots: pa.Table, prop: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(itemids, values, valid): each item's latest snapshot of ``prop`` read as an integer (the
+    catalogue's state at the end of the data; ``valid`` False where it is not an integer).
 
-    ``categoryid`` and ``root_categoryid`` are the point-in-time values at the item's last event
-    (ties on time: the last in input order), i.e. where the item was filed at the end of its data.
+    ``snapshots`` is the point-in-time snapshots table (one row per item, property and
+    timestamp, sorted by property, itemid, timestamp_ms), so an item's latest is its last row.
     """
-    item, items = _codes(enriched.column("itemid").to_numpy())
-    n = len(items)
-    codes = event_codes(enriched)
-    visitor = _members(enriched.column("visitorid").to_numpy())
-    time = enriched.column("timestamp_ms").to_numpy()
-    purchased = _purchased_views(enriched)
+    names = snapshots.column("property").to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(names == prop)
+    item = snapshots.column("itemid").to_numpy()[rows]
+    last = np.ones(len(rows), dtype=bool)
+    last[:-1] = item[1:] != item[:-1]
+    values, valid = _int_column(snapshots.take(pa.array(rows[last], pa.int64())), "value_int")
+    return item[last], values, valid
 
-    def per_type(code: int) -> np.ndarray:
-        return _count(item[codes == code], n)
 
-    views, transactions = per_type(VIEW), per_type(TRANSACTION)
-    is_buy = codes == TRANSACTION
-    purchased_views = _count(item, n, weights=purchased)
-    if n:
-        last_rows = last_row_per_group(item, n, time, enriched.column("source_line").to_numpy())
-        first_time = pd.Series(time).groupby(item).min().to_numpy()
-    else:
-        last_rows, first_time = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    category, has_category = _int_column(enriched, "categoryid")
-    root, has_root = _int_column(enriched, "root_categoryid")
-    return pa.table(
-        {
-            "itemid": pa.array(items.astype(np.int64)),
-            "categoryid": _nullable(category[last_rows], has_category[last_rows]),
-            "root_categoryid": _nullable(root[last_rows], has_root[last_rows]),
-            "events": _count(item, n),
-            "views": views,
-            "addtocarts": per_type(ADDTOCART),
-            "transactions": transactions,
-            "visitors": distinct_count(item, visitor, n),
-            "buyers": distinct_count(item[is_buy], visitor[is_buy], n),
-            "purchased_views": purchased_views,
-            "view_to_purchase_rate": _rate(purchased_views, views),
-            "first_event_time": format_event_time(first_time),
-            "last_event_time": format_event_time(time[last_rows]),
-        }
-    )
+def _lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions of ``wanted`` in the sorted distinct ``keys``, -1 where absent."""
+    at = np.searchsorted(keys, wanted)
+    found = at < len(keys)
+    found[found] = keys[at[found]] == wanted[found]
+    return np.where(found, at, -1)
 
 
 # ------------------------------------------------------------------ per category
@@ -234,25 +225,45 @@ def category_ancestors(categories: np.ndarray, parents: np.ndarray) -> np.ndarra
         if not (up >= 0).any():
             break
         if len(levels) > len(categories):
-            raise ValueError("category_stats: the category tree has a cycle")
+            raise ValueError("categories: the category tree has a cycle")
         levels.append(up)
         current = up
     return np.vstack(levels)
 
 
-def category_stats(enriched: pa.Table, tree: pa.Table) -> pa.Table:
-    """One row per category: its place in the tree and the activity of its whole subtree.
+PATH_SEPARATOR = " › "
+
+
+def category_paths(universe: np.ndarray, ancestors: np.ndarray) -> list[str]:
+    """Each category's path from the top of its walk down to itself: ``1482 › 1055 › 491``.
+
+    One short loop per category over at most a few levels (there are a few thousand)."""
+    paths = []
+    for k in range(len(universe)):
+        chain = ancestors[:, k]
+        paths.append(PATH_SEPARATOR.join(str(universe[c]) for c in chain[chain >= 0][::-1]))
+    return paths
+
+
+def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray | None = None) -> pa.Table:
+    """One row per category: its place in the tree, its path, its own activity and its whole
+    subtree's.
 
     Rows are the categories of ``tree``, the parent ids the tree names but does not hold
-    (the walk to the root ends there, so they act as roots), and the categories events have
-    that are not in the tree (no parent, root or depth). Subtree columns count every event
-    whose point-in-time ``categoryid`` is the category or one of its descendants; events
-    without a ``categoryid`` are in no row.
+    (the walk to the root ends there, so they act as roots), the categories events have that
+    are not in the tree (no parent, root or depth), and ``item_categoryids`` (the items'
+    categories now, which ``items.categoryid`` links to). The direct columns count the events
+    whose point-in-time ``categoryid`` is the category itself (so they add up over categories
+    without double counting); the ``subtree_`` columns count those of the category or any
+    category below it. Events without a ``categoryid`` are in no row. Reads ``visitorid``,
+    ``event``, ``itemid``, ``view_to_purchase``, ``categoryid``.
     """
     tree_ids = tree.column("categoryid").to_numpy().astype(np.int64)
     tree_parents, has_parent = _int_column(tree, "parentid")
     event_category, has_category = _int_column(enriched, "categoryid")
-    universe = np.sort(unique(np.concatenate([tree_ids, tree_parents[has_parent], event_category[has_category]])))
+    extra = np.asarray(item_categoryids if item_categoryids is not None else [], dtype=np.int64)
+    universe = np.sort(unique(np.concatenate([tree_ids, tree_parents[has_parent], event_category[has_category],
+                                              extra])))
     n = len(universe)
     in_tree = np.zeros(n, dtype=bool)
     in_tree[np.searchsorted(universe, tree_ids)] = True
@@ -299,30 +310,148 @@ def category_stats(enriched: pa.Table, tree: pa.Table) -> pa.Table:
         stacked = np.concatenate(lifted)
         return total + distinct_count(stacked[:, 0], stacked[:, 1], n)
 
-    direct_events = _count(cat, n)
-    views = subtree_sum(_count(cat[codes == VIEW], n))
-    purchased_views = subtree_sum(_count(cat, n, weights=purchased))
-    visitors = subtree_distinct(cat, visitor)
-    buyers = subtree_distinct(cat[codes == TRANSACTION], visitor[codes == TRANSACTION])
+    def of_type(code: int) -> np.ndarray:
+        return _count(cat[codes == code], n)
+
+    buy, view = codes == TRANSACTION, codes == VIEW
+    views, purchased_views = of_type(VIEW), _count(cat, n, weights=purchased)
+    subtree_views, subtree_purchased = subtree_sum(views), subtree_sum(purchased_views)
+    subtree_visitors = subtree_distinct(cat, visitor)
+    subtree_viewers = subtree_distinct(cat[view], visitor[view])
+    subtree_buyers = subtree_distinct(cat[buy], visitor[buy])
+    paths = pa.array(category_paths(universe, ancestors), pa.string())
     return pa.table(
         {
             "categoryid": pa.array(universe),
+            "label": paths,
+            "category_path": paths,
             "parentid": _nullable(universe[np.maximum(parents, 0)], parents >= 0),
             "root_categoryid": _nullable(universe[top], placed),
             "depth": _nullable(hops, placed),
             "in_tree": pa.array(in_tree.astype(np.int64)),
             "children": _count(parents[parents >= 0], n),
-            "items": subtree_distinct(cat, item),
-            "events": subtree_sum(direct_events),
+            "items": distinct_count(cat, item, n),
+            "events": _count(cat, n),
             "views": views,
-            "addtocarts": subtree_sum(_count(cat[codes == ADDTOCART], n)),
-            "transactions": subtree_sum(_count(cat[codes == TRANSACTION], n)),
-            "visitors": visitors,
+            "addtocarts": of_type(ADDTOCART),
+            "transactions": of_type(TRANSACTION),
+            "visitors": distinct_count(cat, visitor, n),
+            "buyers": distinct_count(cat[buy], visitor[buy], n),
+            "subtree_items": subtree_distinct(cat, item),
+            "subtree_events": subtree_sum(_count(cat, n)),
+            "subtree_views": subtree_views,
+            "subtree_addtocarts": subtree_sum(of_type(ADDTOCART)),
+            "subtree_transactions": subtree_sum(of_type(TRANSACTION)),
+            "subtree_visitors": subtree_visitors,
+            "subtree_viewers": subtree_viewers,
+            "subtree_buyers": subtree_buyers,
+            "subtree_purchased_views": subtree_purchased,
+            "subtree_view_to_purchase_rate": _rate(subtree_buyers, subtree_viewers),
+            "subtree_visitor_to_buyer_rate": _rate(subtree_buyers, subtree_visitors),
+            "subtree_purchased_view_rate": _rate(subtree_purchased, subtree_views),
+        }
+    )
+
+
+# ------------------------------------------------------------------ per item
+
+
+def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, catalogue_itemids: np.ndarray,
+          history: pa.Table) -> pa.Table:
+    """One row per item of ``events_enriched`` or of the catalogue (``catalogue_itemids``: the
+    items of item_properties): what happened to it over the whole period, and where it is filed.
+
+    ``categoryid`` and ``available`` are the item's state now: its latest snapshot of each, read
+    as an integer (NULL if it is not one or there is none); its events carry the values in
+    effect at their own times. ``category_path`` and ``root_categoryid`` come from
+    ``categories_table`` (the ``categories`` table, which holds every such categoryid).
+    ``views_while_unavailable`` counts views whose point-in-time ``available`` is 0.
+    ``category_changes`` is the item's ``categoryid`` runs in ``history`` (the
+    ``item_property_history`` table) minus one. Items without events have zero counts, NULL
+    rates and times. Reads ``timestamp_ms``, ``visitorid``, ``event``, ``itemid``,
+    ``view_to_purchase``, ``available``.
+    """
+    event_item = enriched.column("itemid").to_numpy().astype(np.int64)
+    universe = np.sort(unique(np.concatenate([event_item, np.asarray(catalogue_itemids, dtype=np.int64)])))
+    n = len(universe)
+    item = np.searchsorted(universe, event_item)
+    codes = event_codes(enriched)
+    visitor = _members(enriched.column("visitorid").to_numpy())
+    time = enriched.column("timestamp_ms").to_numpy()
+    purchased = _purchased_views(enriched)
+    available_then, known = _int_column(enriched, "available")
+
+    def per_type(code: int) -> np.ndarray:
+        return _count(item[codes == code], n)
+
+    def distinct_of(code: int) -> np.ndarray:
+        chosen = codes == code
+        return distinct_count(item[chosen], visitor[chosen], n)
+
+    views, events = per_type(VIEW), _count(item, n)
+    viewers, buyers = distinct_of(VIEW), distinct_of(TRANSACTION)
+    purchased_views = _count(item, n, weights=purchased)
+    has_events = events > 0
+    first_time, last_time = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    if len(item):
+        frame = pd.Series(time).groupby(item)
+        first_time[frame.min().index.to_numpy()] = frame.min().to_numpy()
+        last_time[frame.max().index.to_numpy()] = frame.max().to_numpy()
+
+    def now(prop: str) -> tuple[np.ndarray, np.ndarray]:
+        ids, values, valid = latest_snapshot_values(snapshots, prop)
+        at = _lookup(ids, universe)
+        has = at >= 0
+        has[has] = valid[at[has]]
+        return np.where(has, values[np.maximum(at, 0)], 0), has
+
+    categoryid, has_category = now("categoryid")
+    available, has_available = now("available")
+    known_ids = categories_table.column("categoryid").to_numpy()
+    at = np.where(has_category, _lookup(known_ids, categoryid), -1)
+    if (has_category & (at < 0)).any():
+        raise ValueError("items: a category the items are filed in is not in the categories table")
+    filed = at >= 0
+    path = categories_table.column("category_path").take(pa.array(at, pa.int64(), mask=~filed))
+    root, has_root = _int_column(categories_table, "root_categoryid")
+    root, has_root = np.append(root, 0)[at], np.append(has_root, False)[at]  # (at = -1: the appended "none")
+    label = pc.if_else(pa.array(filed), pc.binary_join_element_wise("item in ", path, ""),
+                       pa.scalar("item, category unknown"))
+
+    changes = np.zeros(n, dtype=np.int64)
+    runs = history.filter(pc.equal(history.column("property"), "categoryid")).column("itemid").to_numpy()
+    if len(runs):
+        run_items, run_counts = np.unique(runs.astype(np.int64), return_counts=True)
+        where = _lookup(universe, run_items)
+        changes[where[where >= 0]] = run_counts[where >= 0] - 1
+
+    def when(ms: np.ndarray) -> pa.Array:
+        text = format_event_time(ms)
+        return pc.if_else(pa.array(has_events), text, pa.scalar(None, pa.string()))
+
+    return pa.table(
+        {
+            "itemid": pa.array(universe),
+            "label": label,
+            "category_path": path,
+            "categoryid": _nullable(categoryid, has_category),
+            "root_categoryid": _nullable(root, has_root),
+            "available": _nullable(available, has_available),
+            "views": views,
+            "addtocarts": per_type(ADDTOCART),
+            "transactions": per_type(TRANSACTION),
+            "viewers": viewers,
+            "carters": distinct_of(ADDTOCART),
             "buyers": buyers,
+            "view_to_purchase_rate": _rate(buyers, viewers),
+            "purchased_view_rate": _rate(purchased_views, views),
+            "visitors": distinct_count(item, visitor, n),
+            "events": events,
             "purchased_views": purchased_views,
-            "view_to_purchase_rate": _rate(purchased_views, views),
-            "visitor_to_buyer_rate": _rate(buyers, visitors),
-            "direct_events": direct_events,
+            "views_while_unavailable": _count(item[(codes == VIEW) & known & (available_then == 0)], n),
+            "category_changes": changes,
+            "first_event_time": when(first_time),
+            "last_event_time": when(last_time),
         }
     )
 
@@ -360,7 +489,7 @@ def hour_of_day_profile(enriched: pa.Table) -> pa.Table:
             "avg_events_per_day": _rate(events, np.full(24, days)),
             "share_of_events": _rate(events, np.full(24, len(time))),
             "purchased_views": purchased_views,
-            "view_to_purchase_rate": _rate(purchased_views, views),
+            "purchased_view_rate": _rate(purchased_views, views),
             "visitor_to_buyer_rate": _rate(buyers, visitors),
         }
     )

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .schema import TableSchema
+from .schema import TableSchema, create_table
 from .sorting import byte_order_codes, dense_codes, radix_argsort
 
 TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR = 0x0D, 0x05, 0x0A, 0x02
@@ -463,9 +463,7 @@ def _create(path: str | os.PathLike, schema: TableSchema, page_size: int) -> lis
         conn.execute(f"PRAGMA page_size={page_size}")
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("BEGIN")
-        conn.execute(schema.create_sql())
-        for sql in schema.index_sql():
-            conn.execute(sql)
+        create_table(conn, schema)  # (and, empty, the tables its foreign keys reference, if missing)
         conn.execute("COMMIT")
         if conn.execute("PRAGMA freelist_count").fetchone()[0]:
             raise ValueError(f"{path}: has free pages (the new b-trees would not be at its end)")

@@ -28,7 +28,7 @@ import pyarrow as pa
 import sqlite_utils
 
 from . import sqlite_btree
-from .schema import BUILD_INFO_TABLE, EVENTS_VIEW_SQL, TABLES, TableSchema
+from .schema import BUILD_INFO_TABLE, EVENTS_VIEW_SQL, TABLES, TableSchema, create_table
 from .sqlite_btree import PAGE_SIZE
 
 BATCH_ROWS = 1_000_000  # rows handed to SQLite at a time (and between progress reports)
@@ -93,13 +93,17 @@ def write_table(
                 if progress is not None:
                     progress(written)
 
+    conn = sqlite3.connect(os.fspath(path), isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        create_table(conn, schema, indexes=False)  # publishing indexes the table once it has its rows
+    finally:
+        conn.close()
     with adbc_sqlite.connect(os.fspath(path), autocommit=True) as conn:
         cursor = conn.cursor()
         try:
-            cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")  # no effect on a file that has tables
             cursor.execute("PRAGMA journal_mode=OFF")
             cursor.execute("PRAGMA synchronous=OFF")
-            cursor.execute(schema.create_sql())
             if first is not None:
                 cursor.adbc_ingest(schema.name, pa.RecordBatchReader.from_batches(first.schema, batches()),
                                    mode="append")
@@ -139,8 +143,8 @@ def _copy_table(conn: sqlite3.Connection, name: str, source: str | os.PathLike, 
     conn.execute("ATTACH DATABASE ? AS part", (os.fspath(source),))
     try:
         conn.execute("BEGIN")
-        if create:
-            conn.execute(TABLES[name].create_sql())
+        if create and not sqlite_utils.Database(conn)[name].exists():  # (an entity table may be there, empty)
+            create_table(conn, TABLES[name], indexes=False)
         conn.execute(f"INSERT INTO main.[{name}] SELECT * FROM part.[{name}]")
         conn.execute("COMMIT")
     finally:
@@ -208,9 +212,8 @@ def publish_database(
             _copy_parts(conn, name, files, say)
         conn.execute("BEGIN")
         for schema in TABLES.values():
-            for sql in schema.index_sql():
-                say(f"indexing {schema.name}")
-                conn.execute(sql)
+            say(f"indexing {schema.name}")
+            schema.create_indexes(db)
         conn.execute(EVENTS_VIEW_SQL)
         conn.execute("COMMIT")
         db[BUILD_INFO_TABLE].insert_all(

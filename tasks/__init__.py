@@ -17,14 +17,14 @@ from .inputs import InputFile
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
 from .publish import BuildCoreDatabase, PublishDatabase, RunAll, WriteItemProperties, WriteTablePart
 from .transform import DataQuality, EnrichEvents, EnrichEventsShard, RejectedRows
-from .analytics import EventAnalyses, HourlyTrend
+from .analytics import EntityTables, EventAnalyses, HourlyTrend, PropertyHistory
 from . import summary
 
 summary.install()
 
 __all__ = [
     "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
-    "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents", "EventAnalyses", "HourlyTrend", "RejectedRows", "DataQuality",
+    "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents", "EventAnalyses", "EntityTables", "PropertyHistory", "HourlyTrend", "RejectedRows", "DataQuality",
     "WriteTablePart", "WriteItemProperties", "BuildCoreDatabase", "PublishDatabase", "RunAll",
 ]
 

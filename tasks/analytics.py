@@ -1,62 +1,179 @@
-"""The analysis tables computed from events_enriched: event counts by hour, the daily funnel,
-headline numbers, per item, per category, per hour of day; and the hourly trend."""
+"""The tables computed from events_enriched and the catalogue: the analysis tables (counts by
+hour, the daily funnels, profiles, cohorts), the entity tables ids link to (visitors, items,
+categories) with the tables about them; the item property history; the hourly trend."""
 
 from __future__ import annotations
 
-from retail_pipeline import aggregates, analytics
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from retail_pipeline import aggregates, analytics, carts, funnels, item_pairs, profiles, purchases, visitors
+from retail_pipeline.property_history import item_property_history
 from retail_pipeline.schema import TABLES
 from retail_pipeline.sqlite_out import write_table
 
 from .base import TABLE_SUFFIX, RetailTask, load_table, save_table, table_writer, write_outputs
-from .load import LoadCategoryTree
-from .transform import EnrichEvents
+from .load import LoadCategoryTree, PropertySnapshots, property_files
+from .transform import EnrichEvents, EnrichEventsShard
+from .config import retail
 
-# table -> (the events_enriched columns it reads, how it is computed from them and the category tree)
-ANALYSES = {
-    "event_type_counts": (["timestamp_ms", "event"], lambda events, tree: aggregates.event_type_counts(events)),
-    "daily_funnel": (["timestamp_ms", "visitorid", "event"], lambda events, tree: aggregates.daily_funnel(events)),
-    "overview": (["timestamp_ms", "visitorid", "event", "itemid", "session_id", "view_to_purchase", "categoryid"],
-                 lambda events, tree: analytics.overview(events)),
-    "item_stats": (["timestamp_ms", "visitorid", "event", "itemid", "view_to_purchase", "categoryid",
-                    "root_categoryid", "source_line"], lambda events, tree: analytics.item_stats(events)),
-    "hour_of_day_profile": (["timestamp_ms", "visitorid", "event", "view_to_purchase"],
-                            lambda events, tree: analytics.hour_of_day_profile(events)),
-    "category_stats": (["visitorid", "event", "itemid", "view_to_purchase", "categoryid"],
-                       lambda events, tree: analytics.category_stats(events, tree)),
+
+class Sources:
+    """What the analyses read, each loaded once, when first asked for; and the tables computed
+    so far (``computed``), for the tables built from others."""
+
+    def __init__(self, inputs: dict, event_columns: list[str]):
+        self._inputs, self._event_columns, self._loaded = inputs, event_columns, {}
+        self.computed: dict[str, pa.Table] = {}
+
+    def _once(self, name: str, load: Callable[[], object]):
+        if name not in self._loaded:
+            self._loaded[name] = load()
+        return self._loaded[name]
+
+    @property
+    def events(self) -> pa.Table:
+        return self._once("events", lambda: load_table(self._inputs["enriched"], columns=self._event_columns))
+
+    @property
+    def tree(self) -> pa.Table:
+        return self._once("tree", lambda: load_table(self._inputs["categories"]["tree"]))
+
+    @property
+    def snapshots(self) -> pa.Table:
+        return self._once("snapshots", lambda: load_table(self._inputs["snapshots"]))
+
+    @property
+    def sessions(self) -> pa.Table:
+        return self._once("sessions", lambda: load_table([shard["sessions"] for shard in self._inputs["shards"]]))
+
+    @property
+    def history(self) -> pa.Table:
+        return self._once("history", lambda: load_table(self._inputs["history"]["table"]))
+
+    @property
+    def catalogue_itemids(self) -> np.ndarray:
+        """The items of item_properties (every part of every property file's latest values)."""
+        def load():
+            parts = [load_table(part, columns=["itemid"]).column("itemid").to_numpy()
+                     for f in self._inputs["properties"] for part in f["latest"]]
+            return analytics.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        return self._once("catalogue_itemids", load)
+
+
+def _categories(s: Sources) -> pa.Table:
+    _, values, valid = analytics.latest_snapshot_values(s.snapshots, "categoryid")
+    return analytics.categories(s.events, s.tree, values[valid])
+
+
+def _purchase_timing_summary(s: Sources) -> pa.Table:
+    return purchases.purchase_timing_summary(s.computed["purchase_timing"])
+
+
+# table -> how it is computed; in each task's order (a table built from others comes after them)
+ANALYSES: dict[str, Callable[[Sources], pa.Table]] = {
+    "event_type_counts": lambda s: aggregates.event_type_counts(s.events),
+    "daily_funnel": lambda s: aggregates.daily_funnel(s.events),
+    "overview": lambda s: analytics.overview(s.events),
+    "hour_of_day_profile": lambda s: analytics.hour_of_day_profile(s.events),
+    "weekday_hour_profile": lambda s: profiles.weekday_hour_profile(s.events),
+    "category_daily_funnel": lambda s: funnels.category_daily_funnel(s.events),
+    "cohort_retention": lambda s: visitors.cohort_retention(s.events),
+    "daily_cart_abandonment": lambda s: carts.daily_cart_abandonment(s.sessions),
+    "visitors": lambda s: visitors.visitors(s.events),
+    "categories": _categories,
+    "items": lambda s: analytics.items(s.events, s.computed["categories"], s.snapshots, s.catalogue_itemids,
+                                       s.history),
+    "purchase_timing": lambda s: purchases.purchase_timing(s.events),
+    "purchase_timing_summary": _purchase_timing_summary,
+    "item_pairs": lambda s: item_pairs.item_pairs(s.events),
 }
 
+# The events_enriched columns the analyses read (the text columns they do not need stay on disk).
+EVENT_COLUMNS = ["timestamp_ms", "visitorid", "event", "itemid", "transactionid", "event_time", "session_id",
+                 "view_to_purchase", "categoryid", "available", "root_categoryid", "source_line"]
 
-class EventAnalyses(RetailTask):
-    """Every table of ``ANALYSES``, in one process, each written as the SQLite file publishing
-    copies in (and event_type_counts also as a table, for the hourly trend): the events are
-    read once, and the memory one table's computation frees is reused by the next. (One task
-    each, at full scale, they touched 2.3 GB of fresh memory, which costs a forked process
-    dearly, and slowed the core database being built beside them; a task more per table to
-    write it had the publishing wait ~1 s for them at the end.)"""
+
+class ComputeTables(RetailTask):
+    """Some tables of ``ANALYSES``, in one process, each written as the SQLite file publishing
+    copies in: the events are read once, and the memory one table's computation frees is reused
+    by the next. (One task per table, at full scale, touched 2.3 GB of fresh memory, which
+    costs a forked process dearly; a task more per table to write it had the publishing wait
+    for them at the end.) Two such tasks split the tables, to run side by side."""
+
+    tables: tuple[str, ...] = ()
 
     def requires(self):
-        return {"enriched": EnrichEvents(), "categories": LoadCategoryTree()}
+        return {"enriched": EnrichEvents(), "categories": LoadCategoryTree(), "snapshots": PropertySnapshots(),
+                "shards": [EnrichEventsShard(shard=k) for k in range(retail().shards)],
+                "properties": property_files(), "history": PropertyHistory()}
 
     def output(self):
-        return {"event_type_counts_table": self.work_target("event_type_counts", TABLE_SUFFIX),
-                **{name: self.work_target(name, "sqlite") for name in ANALYSES}}
+        return {name: self.work_target(name, "sqlite") for name in self.tables}
 
     def run(self):
-        inputs = self.input()
         out = self.output()
-        self.step(0, len(ANALYSES) + 1, "reading events_enriched")
-        columns = sorted({column for needed, _ in ANALYSES.values() for column in needed})
-        events = load_table(inputs["enriched"], columns=columns)
-        tree = load_table(inputs["categories"]["tree"])
+        steps = len(self.tables) + 1
+        self.step(0, steps, "reading events_enriched")
+        sources = Sources(self.input(), EVENT_COLUMNS)
         written = []
-        for done, (name, (_, compute)) in enumerate(ANALYSES.items(), start=1):
-            self.step(done, len(ANALYSES) + 1, f"computing {name} from {events.num_rows:,} events")
-            table = compute(events, tree)
+        for done, name in enumerate(self.tables, start=1):
+            self.step(done, steps, f"computing {name}")
+            table = sources.computed[name] = ANALYSES[name](sources)
             written.append((out[name], lambda path, table=table, name=name: write_table(table, TABLES[name], path)))
-            if name == "event_type_counts":
-                written.append((out["event_type_counts_table"], table_writer(table)))
+            self.extra_outputs(name, table, written)
         write_outputs(written)
-        self.step(len(ANALYSES) + 1, len(ANALYSES) + 1, f"{len(ANALYSES)} tables written")
+        self.step(steps, steps, f"{len(self.tables)} tables written")
+
+    def extra_outputs(self, name: str, table: pa.Table, written: list) -> None:
+        """Outputs other than the tables' SQLite files (none by default)."""
+
+
+class EventAnalyses(ComputeTables):
+    """The analysis tables: by hour, by day, by hour of the day and weekday, cohorts, carts."""
+
+    tables = ("event_type_counts", "daily_funnel", "overview", "hour_of_day_profile", "weekday_hour_profile",
+              "category_daily_funnel", "cohort_retention", "daily_cart_abandonment")
+
+    def output(self):
+        return {**super().output(), "event_type_counts_table": self.work_target("event_type_counts", TABLE_SUFFIX)}
+
+    def extra_outputs(self, name, table, written):
+        if name == "event_type_counts":  # also as a table, for the hourly trend
+            written.append((self.output()["event_type_counts_table"], table_writer(table)))
+
+
+class EntityTables(ComputeTables):
+    """The entity tables (visitors, categories, items) and the tables about them: purchase
+    timing and its summary, items viewed together."""
+
+    tables = ("visitors", "categories", "items", "purchase_timing", "purchase_timing_summary", "item_pairs")
+
+
+# Which task computes each table of ANALYSES.
+ANALYSIS_TASKS = (EventAnalyses, EntityTables)
+assert sorted(name for task in ANALYSIS_TASKS for name in task.tables) == sorted(ANALYSES)
+
+
+class PropertyHistory(RetailTask):
+    """item_property_history: how each item's categoryid and available changed, as validity
+    intervals, from the property files' rows of those properties."""
+
+    def requires(self):
+        return property_files()
+
+    def output(self):
+        return {"table": self.work_target("item_property_history", TABLE_SUFFIX),
+                "sqlite": self.work_target("item_property_history", "sqlite")}
+
+    def run(self):
+        self.set_status_message("merging the snapshots of categoryid and available into intervals")
+        history = item_property_history([load_table(part["point_in_time"]) for part in self.input()])
+        out = self.output()
+        write_outputs([(out["table"], table_writer(history)),
+                       (out["sqlite"], lambda path: write_table(history, TABLES["item_property_history"], path))])
 
 
 class HourlyTrend(RetailTask):

@@ -18,13 +18,15 @@ from .config import retail
 from .inputs import InputFile
 from .load import LoadCategoryTree, property_files
 from .transform import DataQuality, EnrichEventsShard, RejectedRows
-from .analytics import ANALYSES, EventAnalyses, HourlyTrend
+from .analytics import ANALYSES, ANALYSIS_TASKS, HourlyTrend, PropertyHistory
 
 
 # The big tables, written by their own tasks and brought together in the core file.
 CORE_TABLES = ("item_properties", "events_enriched", "sessions")
-# The analysis tables are written by EventAnalyses; every other small table by a WriteTablePart.
-SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES and name not in ANALYSES)
+# The analysis and entity tables are written by the tasks that compute them (ANALYSIS_TASKS),
+# item_property_history by PropertyHistory; every other small table by a WriteTablePart.
+SMALL_TABLES = tuple(name for name in schema.TABLES
+                     if name not in CORE_TABLES and name not in ANALYSES and name != "item_property_history")
 
 
 def _source(table: str):
@@ -185,7 +187,7 @@ class PublishDatabase(RetailTask):
 
     def requires(self):
         return {"core": BuildCoreDatabase(), "parts": {name: WriteTablePart(table=name) for name in SMALL_TABLES},
-                "analyses": EventAnalyses()}
+                "analyses": [task() for task in ANALYSIS_TASKS], "history": PropertyHistory()}
 
     def output(self):
         return PublishedDatabase(retail().database, self.fingerprint())
@@ -199,7 +201,9 @@ class PublishDatabase(RetailTask):
         self.step(0, 2, "assembling the database")
         inputs = self.input()
         parts = {name: [target.path] for name, target in inputs["parts"].items()}
-        parts.update({name: [inputs["analyses"][name].path] for name in ANALYSES})
+        parts.update({name: [target.path] for analyses in inputs["analyses"] for name, target in analyses.items()
+                      if name in ANALYSES})
+        parts["item_property_history"] = [inputs["history"]["sqlite"].path]
         build_info = {
             "fingerprint": self.fingerprint(),
             "core": BuildCoreDatabase().fingerprint(),

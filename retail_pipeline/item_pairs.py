@@ -1,0 +1,122 @@
+"""``item_pairs``: for each item, the items most often viewed in the same session as it.
+
+Computed without any per-session Python: the distinct (session, item) views are sorted by
+session, each eligible session's unordered pairs are expanded with repeat/offset arithmetic
+(each item paired with the items after it in its session), every pair is one int64 key
+``a * items + b``, and the keys are counted by hashing (``pd.factorize`` + ``np.bincount``).
+Only the pairs seen in at least two sessions are then mirrored, ranked and cut to 20.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .analytics import VIEW, event_codes
+
+MAX_SESSION_ITEMS = 50  # a session viewing more distinct items is a crawl, not shopping
+MIN_TOGETHER = 2
+TOP_PARTNERS = 20
+
+ITEM_PAIRS_SCHEMA = pa.schema(
+    [
+        pa.field("itemid", pa.int64()),
+        pa.field("rank", pa.int64()),
+        pa.field("other_itemid", pa.int64()),
+        pa.field("together", pa.int64()),
+        pa.field("lift", pa.float64()),
+    ]
+)
+
+
+def _session_codes(visitor: np.ndarray, session: np.ndarray) -> np.ndarray:
+    """A dense code per distinct (visitorid, session_id)."""
+    visitor_code = pd.factorize(visitor, sort=False)[0].astype(np.int64)
+    if len(session) == 0:
+        return visitor_code
+    low = int(session.min())
+    width = int(session.max()) - low + 1
+    if width < (1 << 62) // max(len(visitor), 1):
+        return pd.factorize(visitor_code * width + (session - low), sort=False)[0].astype(np.int64)
+    return pd.factorize(pd.MultiIndex.from_arrays([visitor_code, session]), sort=False)[0].astype(np.int64)
+
+
+def item_pairs(enriched: pa.Table) -> pa.Table:
+    """``item_pairs`` (SPEC "Analyst tables"): per item, its top 20 items viewed in the same sessions.
+
+    Reads the columns ``visitorid``, ``session_id``, ``event`` and ``itemid`` of ``events_enriched``
+    (rows in any order). An eligible session is a (visitor, session) with at least one view and
+    at most 50 distinct viewed items; a repeated view of an item in a session counts once.
+    ``together`` (a, b) = eligible sessions viewing both, ``sessions(a)`` = eligible sessions
+    viewing a, N = eligible sessions, ``lift`` = together × N / (sessions(a) × sessions(b)).
+    Rows: for each ``itemid``, its partners with ``together`` >= 2, most together first (ties:
+    smaller ``other_itemid`` first), at most 20, ``rank`` 1, 2, ...; sorted by (itemid, rank).
+    """
+    codes = event_codes(enriched)
+    views = np.flatnonzero(codes == VIEW)
+    if len(views) == 0:
+        return ITEM_PAIRS_SCHEMA.empty_table()
+    visitor = enriched.column("visitorid").to_numpy()[views]
+    session = enriched.column("session_id").to_numpy()[views]
+    itemid = enriched.column("itemid").to_numpy()[views]
+    sessions = _session_codes(visitor, session)
+    del visitor, session
+    items, item_ids = pd.factorize(itemid, sort=True)  # item codes order like the itemids
+    items = items.astype(np.int64)
+    item_ids = np.asarray(item_ids, dtype=np.int64)
+    n_items = len(item_ids)
+    del itemid
+
+    # distinct (session, item), sorted by session then item
+    keys = np.sort(pd.unique(sessions * n_items + items))
+    del sessions, items
+    session_of, item_of = np.divmod(keys, n_items)
+    del keys
+    starts = np.flatnonzero(np.concatenate(([True], session_of[1:] != session_of[:-1])))
+    sizes = np.diff(np.append(starts, len(session_of)))
+    eligible = sizes <= MAX_SESSION_ITEMS
+    n_sessions = int(eligible.sum())
+    size_of = np.repeat(sizes, sizes)
+    in_eligible = np.repeat(eligible, sizes)
+    sessions_of_item = np.bincount(item_of[in_eligible], minlength=n_items).astype(np.int64)
+
+    # each eligible item row paired with the later rows of its session (pairs a < b)
+    position = np.arange(len(session_of), dtype=np.int64) - np.repeat(starts, sizes)
+    later = np.where(in_eligible, size_of - 1 - position, 0)
+    del session_of, size_of, in_eligible, position
+    total = int(later.sum())
+    if total == 0:
+        return ITEM_PAIRS_SCHEMA.empty_table()
+    first = np.repeat(np.arange(len(later), dtype=np.int64), later)
+    step = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(later) - later, later)
+    pair_keys = item_of[first] * n_items + item_of[first + 1 + step]
+    del first, step, later
+
+    # count each pair (hashing: faster than sorting the keys), keep those seen twice or more
+    pair_codes, distinct_pairs = pd.factorize(pair_keys, sort=False)
+    del pair_keys
+    together = np.bincount(pair_codes, minlength=len(distinct_pairs)).astype(np.int64)
+    del pair_codes
+    kept = together >= MIN_TOGETHER
+    a, b = np.divmod(np.asarray(distinct_pairs, dtype=np.int64)[kept], n_items)
+    together = together[kept]
+    if len(together) == 0:
+        return ITEM_PAIRS_SCHEMA.empty_table()
+
+    # both directions, best first per item (ties: smaller other item code = smaller itemid)
+    item = np.concatenate([a, b])
+    other = np.concatenate([b, a])
+    together = np.concatenate([together, together])
+    order = np.lexsort((other, -together, item))
+    item, other, together = item[order], other[order], together[order]
+    group_start = np.flatnonzero(np.concatenate(([True], item[1:] != item[:-1])))
+    rank = np.arange(len(item), dtype=np.int64) - np.repeat(group_start, np.diff(np.append(group_start, len(item))))
+    top = rank < TOP_PARTNERS
+    item, other, together, rank = item[top], other[top], together[top], rank[top] + 1
+    lift = (together * n_sessions) / (sessions_of_item[item] * sessions_of_item[other])
+    return pa.Table.from_arrays(
+        [pa.array(item_ids[item]), pa.array(rank), pa.array(item_ids[other]), pa.array(together),
+         pa.array(lift, pa.float64())],
+        schema=ITEM_PAIRS_SCHEMA,
+    )

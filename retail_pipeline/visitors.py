@@ -1,0 +1,197 @@
+"""Per-visitor tables: ``visitors`` (one row per visitor: activity, segment, a label) and
+``cohort_retention`` (visitors grouped by the week of their first event, followed week by week).
+
+Vectorised like ``analytics``: visitor ids are factorised into dense codes, counts are
+``np.bincount`` and distinct counts are the distinct values of one combined integer key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .analytics import ADDTOCART, TRANSACTION, VIEW, _rate, distinct_count, event_codes, unique
+from .quality import in_expected_range
+from .timefmt import day_index, format_days, format_event_time
+
+SEGMENTS = ("bounce", "browser", "carter", "buyer")
+CRAWL_VIEWED_ITEMS = 50  # a session with more distinct viewed items than this is a crawl
+
+VISITORS_SCHEMA = pa.schema(
+    [("visitorid", pa.int64()), ("label", pa.string()), ("segment", pa.string()),
+     ("first_event_time", pa.string()), ("last_event_time", pa.string())]
+    + [(name, pa.int64()) for name in ("events", "views", "addtocarts", "transactions", "sessions", "orders",
+                                       "suspected_bot")]
+)
+
+COHORT_RETENTION_SCHEMA = pa.schema(
+    [("cohort_week", pa.string()), ("week_number", pa.int64()), ("visitors", pa.int64()),
+     ("active_visitors", pa.int64()), ("buyers", pa.int64()), ("retention_rate", pa.float64()),
+     ("purchase_rate", pa.float64())]
+)
+
+
+def _dense(values: np.ndarray) -> np.ndarray:
+    """Dense int64 codes 0..k-1 of the values, in no particular order (hashed)."""
+    return pd.factorize(values, sort=False)[0].astype(np.int64)
+
+
+def _per_group(values: np.ndarray, groups: np.ndarray, how: str) -> np.ndarray:
+    """min or max of ``values`` per group code 0..k-1 (every code must occur)."""
+    return getattr(pd.Series(values).groupby(groups, sort=True), how)().to_numpy()
+
+
+def _crawl_visitors(visitor: np.ndarray, session: np.ndarray, item: np.ndarray, size: int) -> np.ndarray:
+    """0/1 per visitor code: 1 if one of the visitor's sessions has more than 50 distinct viewed items.
+
+    ``visitor``, ``session``, ``item`` are of the view rows. Only sessions with more than 50
+    view rows can qualify, so the distinct count runs on their rows only.
+    """
+    flagged = np.zeros(size, dtype=np.int64)
+    if len(visitor) == 0:
+        return flagged
+    session_key = _dense(visitor * (int(session.max()) + 1) + session)
+    candidate = np.bincount(session_key) > CRAWL_VIEWED_ITEMS
+    rows = candidate[session_key]
+    if not rows.any():
+        return flagged
+    sessions, members = _dense(session_key[rows]), _dense(item[rows])
+    n_sessions = int(sessions.max()) + 1
+    crawl = distinct_count(sessions, members, n_sessions) > CRAWL_VIEWED_ITEMS
+    flagged[visitor[rows][crawl[sessions]]] = 1
+    return flagged
+
+
+def _plural(counts: np.ndarray, noun: str) -> pa.Array:
+    """``1 session``, ``3 sessions``: one text per count."""
+    words = pc.if_else(pa.array(counts == 1), f" {noun}", f" {noun}s")
+    return pc.binary_join_element_wise(pc.cast(pa.array(counts), pa.string()), words, "")
+
+
+def visitors(enriched: pa.Table) -> pa.Table:
+    """One row per visitor of ``enriched`` (by ``visitorid``), every event counted.
+
+    Reads ``visitorid``, ``timestamp_ms``, ``event``, ``itemid``, ``transactionid``, ``session_id``.
+
+    - ``first_event_time``, ``last_event_time``: the visitor's earliest and latest event time;
+    - ``events``, ``views``, ``addtocarts``, ``transactions``: the visitor's rows, all and by type;
+    - ``sessions``: the visitor's largest ``session_id``;
+    - ``orders``: distinct non-NULL ``transactionid`` over the visitor's transaction rows;
+    - ``segment``: ``buyer`` if ``transactions`` > 0, else ``carter`` if ``addtocarts`` > 0,
+      else ``browser`` if ``events`` > 1, else ``bounce``;
+    - ``suspected_bot``: 1 if any of the visitor's sessions is a crawl session (more than 50
+      distinct viewed items), else 0;
+    - ``label``: ``<segment> · <n> session(s)``, then `` · <n> order(s)`` when ``orders`` > 0,
+      e.g. ``buyer · 3 sessions · 2 orders``, ``bounce · 1 session``.
+    """
+    if enriched.num_rows == 0:
+        return VISITORS_SCHEMA.empty_table()
+    code, ids = pd.factorize(enriched.column("visitorid").to_numpy(), sort=True)
+    code = code.astype(np.int64)
+    size = len(ids)
+    time = enriched.column("timestamp_ms").to_numpy()
+    session = enriched.column("session_id").to_numpy().astype(np.int64)
+    codes = event_codes(enriched)
+
+    def count(rows: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(code if rows is None else code[rows], minlength=size).astype(np.int64)
+
+    events = count()
+    is_view, is_buy = codes == VIEW, codes == TRANSACTION
+    views, addtocarts, transactions = count(is_view), count(codes == ADDTOCART), count(is_buy)
+
+    transactionid = enriched.column("transactionid").combine_chunks()
+    ordered = is_buy & np.asarray(transactionid.is_valid())
+    order_ids = transactionid.fill_null(0).to_numpy(zero_copy_only=False)[ordered]
+    orders = distinct_count(code[ordered], _dense(order_ids), size)
+
+    itemid = enriched.column("itemid").to_numpy()
+    suspected_bot = _crawl_visitors(code[is_view], session[is_view], itemid[is_view], size)
+
+    segment_code = np.where(transactions > 0, 3, np.where(addtocarts > 0, 2, np.where(events > 1, 1, 0)))
+    segment = pc.take(pa.array(SEGMENTS, pa.string()), pa.array(segment_code))
+    sessions = _per_group(session, code, "max").astype(np.int64)
+    order_part = pc.if_else(
+        pa.array(orders > 0), pc.binary_join_element_wise(" · ", _plural(orders, "order"), ""), ""
+    )
+    label = pc.binary_join_element_wise(segment, " · ", _plural(sessions, "session"), order_part, "")
+    return pa.table(
+        {
+            "visitorid": pa.array(np.asarray(ids, dtype=np.int64)),
+            "label": label,
+            "segment": segment,
+            "first_event_time": format_event_time(_per_group(time, code, "min")),
+            "last_event_time": format_event_time(_per_group(time, code, "max")),
+            "events": events,
+            "views": views,
+            "addtocarts": addtocarts,
+            "transactions": transactions,
+            "sessions": sessions,
+            "orders": orders,
+            "suspected_bot": suspected_bot,
+        },
+        schema=VISITORS_SCHEMA,
+    )
+
+
+def monday_week(ms: np.ndarray) -> np.ndarray:
+    """Week index of each time: weeks since Monday 1969-12-29, a week running Monday 00:00 to
+    Sunday 23:59:59.999 UTC (1970-01-01, day 0, was a Thursday)."""
+    return np.floor_divide(day_index(ms) + 3, 7)
+
+
+def cohort_retention(enriched: pa.Table) -> pa.Table:
+    """One row per (cohort week, week number): how many of a cohort came back, and bought, each week.
+
+    Reads ``visitorid``, ``timestamp_ms``, ``event``. Only events inside the expected range of
+    times (``quality.in_expected_range``) count, as in the hour-by-hour tables. The week of an
+    event is the Monday on or before its UTC date; a visitor's cohort is the week of their first
+    event. For each cohort (oldest first) ``week_number`` runs from 0 to the week of the last
+    event of the whole data set, every week present. ``visitors``: the cohort's size;
+    ``active_visitors`` / ``buyers``: those of them with an event / a transaction in week
+    ``cohort_week`` + 7 × ``week_number`` days; ``retention_rate`` = active_visitors / visitors,
+    ``purchase_rate`` = buyers / visitors.
+    """
+    time = enriched.column("timestamp_ms").to_numpy()
+    keep = in_expected_range(time)
+    if not keep.any():
+        return COHORT_RETENTION_SCHEMA.empty_table()
+    week = monday_week(time[keep])
+    visitor = _dense(enriched.column("visitorid").to_numpy()[keep])
+    is_buy = event_codes(enriched)[keep] == TRANSACTION
+    first_week = _per_group(week, visitor, "min")
+    cohort_weeks, cohort = np.unique(first_week, return_inverse=True)
+    cohort = cohort.reshape(-1).astype(np.int64)
+    last_week, earliest = int(week.max()), int(cohort_weeks[0])
+    lengths = (last_week - cohort_weeks + 1).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(offsets[-1])
+    span = last_week - earliest + 1
+
+    def per_cell(rows: np.ndarray | None) -> np.ndarray:
+        """Distinct visitors per (cohort, week number) cell over the rows."""
+        v, w = (visitor, week) if rows is None else (visitor[rows], week[rows])
+        pairs = unique(v * span + (w - earliest))
+        v, w = pairs // span, pairs % span + earliest
+        k = cohort[v]
+        return np.bincount(offsets[k] + (w - cohort_weeks[k]), minlength=total).astype(np.int64)
+
+    size = np.bincount(cohort, minlength=len(cohort_weeks)).astype(np.int64)
+    row_cohort = np.repeat(np.arange(len(cohort_weeks)), lengths)
+    visitors_col = size[row_cohort]
+    active = per_cell(None)
+    buyers = per_cell(is_buy)
+    return pa.table(
+        {
+            "cohort_week": pc.take(format_days(cohort_weeks * 7 - 3), pa.array(row_cohort)),
+            "week_number": pa.array(np.arange(total, dtype=np.int64) - offsets[row_cohort]),
+            "visitors": pa.array(visitors_col),
+            "active_visitors": pa.array(active),
+            "buyers": pa.array(buyers),
+            "retention_rate": _rate(active, visitors_col),
+            "purchase_rate": _rate(buyers, visitors_col),
+        },
+        schema=COHORT_RETENTION_SCHEMA,
+    )
