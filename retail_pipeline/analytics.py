@@ -403,7 +403,7 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
         at = _lookup(ids, universe)
         has = at >= 0
         has[has] = valid[at[has]]
-        return np.where(has, values[np.maximum(at, 0)], 0), has
+        return np.append(values, 0)[at], has  # (at = -1: the appended 0, marked not valid)
 
     categoryid, has_category = now("categoryid")
     available, has_available = now("available")
