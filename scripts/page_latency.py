@@ -3,9 +3,12 @@
     python scripts/page_latency.py --database /tmp/ds-full/retail.db   # starts its own server
     python scripts/page_latency.py --url http://127.0.0.1:8001         # a running `make serve`
 
-The pages: the index, the ``retail`` database page, the first page of every table and view,
-every canned query with its default parameters, the dashboard page and each of its chart
-queries (what the browser fetches to draw it). Each is requested ``--repeat`` times; the slowest
+The pages: the index, the ``retail`` database page, the glossary (``/-/glossary`` and its JSON),
+the first page of every table and view, the row page of the busiest item, category and visitor
+(the entity pages ids link to) and each of its "links from other tables", every canned query
+with its default parameters, and each dashboard page of ``datasette/dashboards.yml`` with each of
+its chart queries (what the browser fetches to draw it; an entity dashboard with its id filter
+set to the busiest one). Each is requested ``--repeat`` times; the slowest
 time is reported. Exits 1 if any page is slow or shows an error (a non-200 status, Datasette's
 "took too long" or an error message), 0 otherwise.
 """
@@ -30,6 +33,9 @@ from serve import DATABASE_NAME, datasette_command  # noqa: E402
 LIMIT_S = 1.0
 ERROR_MARKERS = ("took too long", 'class="message-error"', "Internal Server Error")
 OPTIONAL_SQL = re.compile(r"\[\[.*?\]\]", re.DOTALL)  # a dashboard filter's optional clause
+# The entity tables ids link to: (table, key, column picking the busiest row to time its page).
+ENTITY_PAGES = (("items", "itemid", "events"), ("categories", "categoryid", "subtree_events"),
+                ("visitors", "visitorid", "events"))
 
 
 def fetch(url: str, timeout: float = 30.0) -> tuple[int, str, float]:
@@ -67,15 +73,36 @@ def pages(base: str) -> list[tuple[str, str]]:
     for view in database.get("views", []):
         name = view["name"] if isinstance(view, dict) else view
         found.append((f"view {name}", f"/{DATABASE_NAME}/{urllib.parse.quote(name)}"))
+    found += [("glossary", "/-/glossary"), ("glossary json", "/-/glossary.json")]
+    names = {table["name"] for table in database["tables"]}
+    busiest = {}
+    for table, key, order in ENTITY_PAGES:
+        if table not in names:
+            continue
+        rows = json.loads(fetch(f"{base}/{DATABASE_NAME}/{table}.json?" + urllib.parse.urlencode(
+            {"_sort_desc": order, "_size": 1, "_col": order, "_shape": "objects"}))[1]).get("rows") or []
+        if not rows:
+            continue
+        busiest[key] = rows[0][key]
+        row = f"/{DATABASE_NAME}/{table}/{rows[0][key]}"
+        found.append((f"row {table}/{rows[0][key]}", row))
+        extras = json.loads(fetch(f"{base}{row}.json?_extras=foreign_key_tables")[1])
+        for link in extras.get("foreign_key_tables") or []:
+            found.append((f"  links from {link['other_table']}.{link['other_column']}", urllib.parse.urlsplit(link["link"]).path
+                          + "?" + urllib.parse.urlsplit(link["link"]).query))
     for query in database.get("queries", []):
         found.append((f"query {query['name']}", f"/{DATABASE_NAME}/{urllib.parse.quote(query['name'])}"))
     dashboards = (metadata.get("plugins") or {}).get("datasette-dashboards") or {}
     for slug, dashboard in dashboards.items():
-        found.append((f"dashboard {slug}", f"/-/dashboards/{slug}"))
+        # An entity dashboard (item, category, visitor) is opened for the busiest one of its kind.
+        filters = {name: busiest[name] for name in (dashboard.get("filters") or {}) if name in busiest}
+        found.append((f"dashboard {slug}", f"/-/dashboards/{slug}" + ("?" + urllib.parse.urlencode(filters) if filters else "")))
         for chart_slug, chart in (dashboard.get("charts") or {}).items():
             if "query" in chart:
                 sql = OPTIONAL_SQL.sub("", chart["query"])
-                path = f"/{chart['db']}.json?" + urllib.parse.urlencode({"sql": sql, "_shape": "objects"})
+                params = {name: "" for name in re.findall(r"(?<!:):(\w+)", sql)}
+                params.update({name: value for name, value in filters.items() if name in params})
+                path = f"/{chart['db']}.json?" + urllib.parse.urlencode({"sql": sql, **params, "_shape": "objects"})
                 found.append((f"  chart {chart_slug}", path))
     return found
 
