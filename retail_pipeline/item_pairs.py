@@ -3,7 +3,7 @@
 Computed without any per-session Python: the distinct (session, item) views are sorted by
 session, each eligible session's unordered pairs are expanded with repeat/offset arithmetic
 (each item paired with the items after it in its session), every pair is one int64 key
-``a * items + b``, and the keys are counted by hashing (``pd.factorize`` + ``np.bincount``).
+``a * items + b``, and the keys are counted by sorting them.
 Only the pairs seen in at least two sessions are then mirrored, ranked and cut to 20.
 """
 
@@ -30,16 +30,35 @@ ITEM_PAIRS_SCHEMA = pa.schema(
 )
 
 
-def _session_codes(visitor: np.ndarray, session: np.ndarray) -> np.ndarray:
-    """A dense code per distinct (visitorid, session_id)."""
+def _item_codes(itemid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes 0..k-1 that order like the itemids, the itemid of each code). The offset from the
+    smallest id when the ids span a small range (Retail Rocket's do), else their rank."""
+    low, high = int(itemid.min()), int(itemid.max())
+    if high - low < max(4 * len(itemid), 1 << 20):
+        return itemid - low, np.arange(low, high + 1, dtype=np.int64)
+    codes, ids = pd.factorize(itemid, sort=True)
+    return codes.astype(np.int64), np.asarray(ids, dtype=np.int64)
+
+
+def _session_item_keys(visitor: np.ndarray, session: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    """One int64 key per view, ``session * n_items + item``, ``session`` a code of the (visitorid,
+    session_id): equal keys for the same session and item, the keys of a session contiguous in
+    sorted order. The ids' offsets when their ranges multiply to a small enough number (no hashing)."""
+    v_low, s_low = int(visitor.min()), int(session.min())
+    s_span = int(session.max()) - s_low + 1
+    if (int(visitor.max()) - v_low + 1) * s_span * n_items < 1 << 62:
+        return ((visitor - v_low) * s_span + (session - s_low)) * n_items + items
     visitor_code = pd.factorize(visitor, sort=False)[0].astype(np.int64)
-    if len(session) == 0:
-        return visitor_code
-    low = int(session.min())
-    width = int(session.max()) - low + 1
-    if width < (1 << 62) // max(len(visitor), 1):
-        return pd.factorize(visitor_code * width + (session - low), sort=False)[0].astype(np.int64)
-    return pd.factorize(pd.MultiIndex.from_arrays([visitor_code, session]), sort=False)[0].astype(np.int64)
+    if s_span < (1 << 62) // len(visitor):
+        sessions = pd.factorize(visitor_code * s_span + (session - s_low), sort=False)[0]
+    else:
+        sessions = pd.factorize(pd.MultiIndex.from_arrays([visitor_code, session]), sort=False)[0]
+    return sessions.astype(np.int64) * n_items + items
+
+
+def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
+    keys = np.sort(keys)
+    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
 
 
 def item_pairs(enriched: pa.Table) -> pa.Table:
@@ -60,17 +79,11 @@ def item_pairs(enriched: pa.Table) -> pa.Table:
     visitor = enriched.column("visitorid").to_numpy()[views]
     session = enriched.column("session_id").to_numpy()[views]
     itemid = enriched.column("itemid").to_numpy()[views]
-    sessions = _session_codes(visitor, session)
-    del visitor, session
-    items, item_ids = pd.factorize(itemid, sort=True)  # item codes order like the itemids
-    items = items.astype(np.int64)
-    item_ids = np.asarray(item_ids, dtype=np.int64)
+    items, item_ids = _item_codes(itemid)
     n_items = len(item_ids)
-    del itemid
-
     # distinct (session, item), sorted by session then item
-    keys = np.sort(pd.unique(sessions * n_items + items))
-    del sessions, items
+    keys = _distinct_sorted(_session_item_keys(visitor, session, items, n_items))
+    del visitor, session, itemid, items
     session_of, item_of = np.divmod(keys, n_items)
     del keys
     starts = np.flatnonzero(np.concatenate(([True], session_of[1:] != session_of[:-1])))
@@ -93,14 +106,15 @@ def item_pairs(enriched: pa.Table) -> pa.Table:
     pair_keys = item_of[first] * n_items + item_of[first + 1 + step]
     del first, step, later
 
-    # count each pair (hashing: faster than sorting the keys), keep those seen twice or more
-    pair_codes, distinct_pairs = pd.factorize(pair_keys, sort=False)
-    del pair_keys
-    together = np.bincount(pair_codes, minlength=len(distinct_pairs)).astype(np.int64)
-    del pair_codes
+    # count each pair (sorted: about 2-3x faster than hashing this many mostly distinct keys),
+    # keep those seen in two sessions or more
+    pair_keys.sort()
+    pair_starts = np.flatnonzero(np.concatenate(([True], pair_keys[1:] != pair_keys[:-1])))
+    together = np.diff(np.append(pair_starts, len(pair_keys)))
     kept = together >= MIN_TOGETHER
-    a, b = np.divmod(np.asarray(distinct_pairs, dtype=np.int64)[kept], n_items)
-    together = together[kept]
+    a, b = np.divmod(pair_keys[pair_starts[kept]], n_items)
+    together = together[kept].astype(np.int64)
+    del pair_keys, pair_starts
     if len(together) == 0:
         return ITEM_PAIRS_SCHEMA.empty_table()
 

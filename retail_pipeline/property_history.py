@@ -79,23 +79,19 @@ def item_property_history(point_in_time_per_file: list[pa.Table]) -> pa.Table:
     starts = np.flatnonzero(run_start)
     valid_from = timestamp[starts]
     has_next = np.zeros(len(starts), dtype=bool)
-    has_next[:-1] = (itemid[starts[1:]] == itemid[starts[:-1]]) & (property_code[starts[1:]] == property_code[starts[:-1]])
-    valid_to = np.zeros(len(starts), dtype=np.int64)
-    valid_to[:-1] = valid_from[1:]
-    valid_to[~has_next] = 0
-    no_next = ~has_next
-    picked = pa.array(order[starts])
-    property_text = _combined(properties.take(picked)).cast(pa.string())
-    to_text = format_event_time(valid_to)
+    new_key = np.concatenate(([True], ~same_key))  # first snapshot of its (itemid, property)
+    has_next[:-1] = ~new_key[starts[1:]]
+    valid_to = np.zeros(len(starts), dtype=np.int64)  # 0 where there is no next run (masked)
+    valid_to[has_next] = valid_from[1:][has_next[:-1]]
     return pa.Table.from_arrays(
         [
             pa.array(itemid[starts]),
-            property_text,
+            _combined(properties.take(pa.array(order[starts]))).cast(pa.string()),
             _combined(values.take(pa.array(starts))).cast(pa.string()),
             pa.array(valid_from),
-            pa.array(valid_to, pa.int64(), mask=no_next),
+            pa.array(valid_to, pa.int64(), mask=~has_next),
             format_event_time(valid_from),
-            pc.if_else(pa.array(has_next), to_text, pa.scalar(None, pa.string())),
+            pc.if_else(pa.array(has_next), format_event_time(valid_to), pa.scalar(None, pa.string())),
         ],
         schema=HISTORY_SCHEMA,
     )

@@ -38,36 +38,73 @@ def _dense(values: np.ndarray) -> np.ndarray:
     return pd.factorize(values, sort=False)[0].astype(np.int64)
 
 
-def _per_group(values: np.ndarray, groups: np.ndarray, how: str) -> np.ndarray:
-    """min or max of ``values`` per group code 0..k-1 (every code must occur)."""
-    return getattr(pd.Series(values).groupby(groups, sort=True), how)().to_numpy()
+def visitor_codes(visitorid: np.ndarray, *, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(dense code of each row's visitor, the visitorids by code), ascending by visitorid if ``sort``.
+
+    Only the first row of each run of equal visitorids is hashed: events_enriched is a
+    concatenation of visitor shards, each in visitor order, so that is one row per visitor
+    instead of one per event. Any order of rows gives the same codes.
+    """
+    visitorid = np.asarray(visitorid)
+    new = np.ones(len(visitorid), dtype=bool)
+    np.not_equal(visitorid[1:], visitorid[:-1], out=new[1:])
+    run_code, ids = pd.factorize(visitorid[new], sort=False)
+    run_code, ids = run_code.astype(np.int64), np.asarray(ids, dtype=np.int64)
+    if sort:
+        order = np.argsort(ids)
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[order] = np.arange(len(ids))
+        run_code, ids = rank[run_code], ids[order]
+    return run_code[np.cumsum(new) - 1], ids
+
+
+def _extreme(values: np.ndarray, groups: np.ndarray, size: int, ufunc: np.ufunc) -> np.ndarray:
+    """``np.minimum`` or ``np.maximum`` of the int64 ``values`` per group code 0..size-1."""
+    info = np.iinfo(np.int64)
+    out = np.full(size, info.max if ufunc is np.minimum else info.min, dtype=np.int64)
+    ufunc.at(out, groups, values.astype(np.int64, copy=False))
+    return out
 
 
 def _crawl_visitors(visitor: np.ndarray, session: np.ndarray, item: np.ndarray, size: int) -> np.ndarray:
     """0/1 per visitor code: 1 if one of the visitor's sessions has more than 50 distinct viewed items.
 
-    ``visitor``, ``session``, ``item`` are of the view rows. Only sessions with more than 50
-    view rows can qualify, so the distinct count runs on their rows only.
+    ``visitor`` (codes), ``session``, ``item`` are of the view rows. Only visitors, then
+    sessions, with more than 50 view rows can qualify; the distinct count runs on their rows.
     """
     flagged = np.zeros(size, dtype=np.int64)
-    if len(visitor) == 0:
+    rows = (np.bincount(visitor, minlength=size) > CRAWL_VIEWED_ITEMS)[visitor]
+    if not rows.any():
         return flagged
+    visitor, session, item = visitor[rows], session[rows], item[rows]
     session_key = _dense(visitor * (int(session.max()) + 1) + session)
-    candidate = np.bincount(session_key) > CRAWL_VIEWED_ITEMS
-    rows = candidate[session_key]
+    rows = (np.bincount(session_key) > CRAWL_VIEWED_ITEMS)[session_key]
     if not rows.any():
         return flagged
     sessions, members = _dense(session_key[rows]), _dense(item[rows])
-    n_sessions = int(sessions.max()) + 1
-    crawl = distinct_count(sessions, members, n_sessions) > CRAWL_VIEWED_ITEMS
+    crawl = distinct_count(sessions, members, int(sessions.max()) + 1) > CRAWL_VIEWED_ITEMS
     flagged[visitor[rows][crawl[sessions]]] = 1
     return flagged
 
 
-def _plural(counts: np.ndarray, noun: str) -> pa.Array:
-    """``1 session``, ``3 sessions``: one text per count."""
-    words = pc.if_else(pa.array(counts == 1), f" {noun}", f" {noun}s")
-    return pc.binary_join_element_wise(pc.cast(pa.array(counts), pa.string()), words, "")
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _labels(segment: np.ndarray, sessions: np.ndarray, orders: np.ndarray) -> pa.Array:
+    """``<segment> · <n> session(s)[ · <n> order(s)]`` per visitor. Few visitors differ in all
+    three, so each distinct (segment, sessions, orders) is written once and then taken."""
+    width = np.int64(len(SEGMENTS))
+    top = int(orders.max()) + 1 if len(orders) else 1
+    key = (sessions.astype(np.int64) * top + orders) * width + segment
+    code, distinct = pd.factorize(key, sort=False)
+    texts = []
+    for k in np.asarray(distinct).tolist():
+        rest, seg = divmod(k, int(width))
+        n_sessions, n_orders = divmod(rest, top)
+        text = f"{SEGMENTS[seg]} · {_plural(n_sessions, 'session')}"
+        texts.append(text + f" · {_plural(n_orders, 'order')}" if n_orders else text)
+    return pc.take(pa.array(texts, pa.string()), pa.array(code))
 
 
 def visitors(enriched: pa.Table) -> pa.Table:
@@ -88,8 +125,7 @@ def visitors(enriched: pa.Table) -> pa.Table:
     """
     if enriched.num_rows == 0:
         return VISITORS_SCHEMA.empty_table()
-    code, ids = pd.factorize(enriched.column("visitorid").to_numpy(), sort=True)
-    code = code.astype(np.int64)
+    code, ids = visitor_codes(enriched.column("visitorid").to_numpy(), sort=True)
     size = len(ids)
     time = enriched.column("timestamp_ms").to_numpy()
     session = enriched.column("session_id").to_numpy().astype(np.int64)
@@ -111,19 +147,14 @@ def visitors(enriched: pa.Table) -> pa.Table:
     suspected_bot = _crawl_visitors(code[is_view], session[is_view], itemid[is_view], size)
 
     segment_code = np.where(transactions > 0, 3, np.where(addtocarts > 0, 2, np.where(events > 1, 1, 0)))
-    segment = pc.take(pa.array(SEGMENTS, pa.string()), pa.array(segment_code))
-    sessions = _per_group(session, code, "max").astype(np.int64)
-    order_part = pc.if_else(
-        pa.array(orders > 0), pc.binary_join_element_wise(" · ", _plural(orders, "order"), ""), ""
-    )
-    label = pc.binary_join_element_wise(segment, " · ", _plural(sessions, "session"), order_part, "")
+    sessions = _extreme(session, code, size, np.maximum)
     return pa.table(
         {
-            "visitorid": pa.array(np.asarray(ids, dtype=np.int64)),
-            "label": label,
-            "segment": segment,
-            "first_event_time": format_event_time(_per_group(time, code, "min")),
-            "last_event_time": format_event_time(_per_group(time, code, "max")),
+            "visitorid": pa.array(ids),
+            "label": _labels(segment_code, sessions, orders),
+            "segment": pc.take(pa.array(SEGMENTS, pa.string()), pa.array(segment_code)),
+            "first_event_time": format_event_time(_extreme(time, code, size, np.minimum)),
+            "last_event_time": format_event_time(_extreme(time, code, size, np.maximum)),
             "events": events,
             "views": views,
             "addtocarts": addtocarts,
@@ -159,12 +190,14 @@ def cohort_retention(enriched: pa.Table) -> pa.Table:
     if not keep.any():
         return COHORT_RETENTION_SCHEMA.empty_table()
     week = monday_week(time[keep])
-    visitor = _dense(enriched.column("visitorid").to_numpy()[keep])
+    visitor, ids = visitor_codes(enriched.column("visitorid").to_numpy()[keep], sort=False)
     is_buy = event_codes(enriched)[keep] == TRANSACTION
-    first_week = _per_group(week, visitor, "min")
-    cohort_weeks, cohort = np.unique(first_week, return_inverse=True)
-    cohort = cohort.reshape(-1).astype(np.int64)
-    last_week, earliest = int(week.max()), int(cohort_weeks[0])
+    first_week = _extreme(week, visitor, len(ids), np.minimum)
+    earliest = int(first_week.min())
+    present = np.bincount(first_week - earliest) > 0  # weeks span at most a century here
+    cohort_weeks = np.flatnonzero(present) + earliest
+    cohort = (np.cumsum(present) - 1)[first_week - earliest]
+    last_week = int(week.max())
     lengths = (last_week - cohort_weeks + 1).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     total = int(offsets[-1])
@@ -173,7 +206,10 @@ def cohort_retention(enriched: pa.Table) -> pa.Table:
     def per_cell(rows: np.ndarray | None) -> np.ndarray:
         """Distinct visitors per (cohort, week number) cell over the rows."""
         v, w = (visitor, week) if rows is None else (visitor[rows], week[rows])
-        pairs = unique(v * span + (w - earliest))
+        pairs = v * span + (w - earliest)
+        if len(pairs) > 1:  # drop repeats of the row before first: in visitor and time order, most rows
+            pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])]
+        pairs = unique(pairs)
         v, w = pairs // span, pairs % span + earliest
         k = cohort[v]
         return np.bincount(offsets[k] + (w - cohort_weeks[k]), minlength=total).astype(np.int64)
