@@ -294,12 +294,14 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
             np.add.at(total, level[ok], direct[ok])
         return total
 
-    def subtree_distinct(groups: np.ndarray, members: np.ndarray) -> np.ndarray:
+    def distinct_members(groups: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct members of each category itself, of its whole subtree)."""
         if len(groups) == 0:
-            return np.zeros(n, dtype=np.int64)
+            return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         width = int(members.max()) + 1
         pairs = unique(groups * width + members)  # distinct (category, member) first: far fewer
         own, member = pairs // width, pairs % width
+        direct = _count(own, n)
         # A member of one category only (most visitors, nearly all items) is one of each of its
         # ancestors' distinct members: a subtree sum counts those. Only members of several
         # categories can reach an ancestor twice; their (ancestor, member) pairs are made distinct.
@@ -308,7 +310,7 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
         own, member = own[~alone], member[~alone]
         lifted = [np.column_stack([level[own], member])[level[own] >= 0] for level in ancestors]
         stacked = np.concatenate(lifted)
-        return total + distinct_count(stacked[:, 0], stacked[:, 1], n)
+        return direct, total + distinct_count(stacked[:, 0], stacked[:, 1], n)
 
     def of_type(code: int) -> np.ndarray:
         return _count(cat[codes == code], n)
@@ -316,9 +318,10 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
     buy, view = codes == TRANSACTION, codes == VIEW
     views, purchased_views = of_type(VIEW), _count(cat, n, weights=purchased)
     subtree_views, subtree_purchased = subtree_sum(views), subtree_sum(purchased_views)
-    subtree_visitors = subtree_distinct(cat, visitor)
-    subtree_viewers = subtree_distinct(cat[view], visitor[view])
-    subtree_buyers = subtree_distinct(cat[buy], visitor[buy])
+    items, subtree_items = distinct_members(cat, item)
+    visitors, subtree_visitors = distinct_members(cat, visitor)
+    _, subtree_viewers = distinct_members(cat[view], visitor[view])
+    buyers, subtree_buyers = distinct_members(cat[buy], visitor[buy])
     paths = pa.array(category_paths(universe, ancestors), pa.string())
     return pa.table(
         {
@@ -330,14 +333,14 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
             "depth": _nullable(hops, placed),
             "in_tree": pa.array(in_tree.astype(np.int64)),
             "children": _count(parents[parents >= 0], n),
-            "items": distinct_count(cat, item, n),
+            "items": items,
             "events": _count(cat, n),
             "views": views,
             "addtocarts": of_type(ADDTOCART),
             "transactions": of_type(TRANSACTION),
-            "visitors": distinct_count(cat, visitor, n),
-            "buyers": distinct_count(cat[buy], visitor[buy], n),
-            "subtree_items": subtree_distinct(cat, item),
+            "visitors": visitors,
+            "buyers": buyers,
+            "subtree_items": subtree_items,
             "subtree_events": subtree_sum(_count(cat, n)),
             "subtree_views": subtree_views,
             "subtree_addtocarts": subtree_sum(of_type(ADDTOCART)),

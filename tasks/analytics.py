@@ -55,10 +55,13 @@ class Sources:
 
     @property
     def catalogue_itemids(self) -> np.ndarray:
-        """The items of item_properties (every part of every property file's latest values)."""
+        """The items of item_properties: of every part of every property file's latest values,
+        each in (itemid, property) order, so an item's rows are together."""
         def load():
-            parts = [load_table(part, columns=["itemid"]).column("itemid").to_numpy()
-                     for f in self._inputs["properties"] for part in f["latest"]]
+            parts = []
+            for part in (part for f in self._inputs["properties"] for part in f["latest"]):
+                ids = load_table(part, columns=["itemid"]).column("itemid").to_numpy()
+                parts.append(ids[np.concatenate(([True], ids[1:] != ids[:-1]))] if len(ids) else ids)
             return analytics.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         return self._once("catalogue_itemids", load)
 
