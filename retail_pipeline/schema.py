@@ -113,6 +113,7 @@ TABLES: dict[str, TableSchema] = {
                 ("suspected_bot", I),
             ),
             primary_key=("visitorid",),
+            without_rowid=True,  # written in key order straight into SQLite's format (sqlite_btree)
             indexes=(("segment",), ("transactions",)),
         ),
         # --- the contract's tables

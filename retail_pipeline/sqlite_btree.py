@@ -32,6 +32,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlite_utils
 
 from .schema import TableSchema, create_table
 from .sorting import byte_order_codes, dense_codes, radix_argsort
@@ -454,16 +455,18 @@ class _TableTree:
 
 # --- tables --------------------------------------------------------------------------------
 
-def _create(path: str | os.PathLike, schema: TableSchema, page_size: int) -> list[tuple[str, int, list[str], bool]]:
-    """Create ``schema``'s table and indexes, empty, in the SQLite file ``path`` (made with
-    ``page_size`` if new); return each b-tree as (name, root page, key columns, unique):
-    the table's own first (key columns: ``[]`` for a rowid table), then its indexes."""
+def _create(path: str | os.PathLike, schema: TableSchema, page_size: int,
+            indexes: bool = True) -> list[tuple[str, int, list[str], bool]]:
+    """Create ``schema``'s table and (if ``indexes``) its indexes, empty, in the SQLite file
+    ``path`` (made with ``page_size`` if new); return each b-tree as (name, root page, key
+    columns, unique): the table's own first (key columns: ``[]`` for a rowid table), then its
+    indexes."""
     conn = sqlite3.connect(os.fspath(path), isolation_level=None)
     try:
         conn.execute(f"PRAGMA page_size={page_size}")
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("BEGIN")
-        create_table(conn, schema)  # (and, empty, the tables its foreign keys reference, if missing)
+        create_table(conn, schema, indexes=indexes)  # (and, empty, the tables its foreign keys reference)
         conn.execute("COMMIT")
         if conn.execute("PRAGMA freelist_count").fetchone()[0]:
             raise ValueError(f"{path}: has free pages (the new b-trees would not be at its end)")
@@ -536,17 +539,25 @@ def write_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[p
     A rowid table's rows get rowids 1, 2, ... in the order given; its cells may be given
     already made (``cells``: the :func:`table_cells` of the same rows, in the same order).
     A ``WITHOUT ROWID`` table's rows must come in strictly increasing key order (``ValueError``
-    otherwise; its key must be its leading columns). INTEGER, REAL and TEXT columns; strings may
-    be dictionary-encoded.
+    otherwise; its key must be its leading columns); its other indexes, whose entries end with
+    the key, are built by SQLite itself once the table is written. INTEGER, REAL and TEXT
+    columns; strings may be dictionary-encoded.
     """
-    if schema.without_rowid and (list(schema.column_names[: len(schema.primary_key)]) != list(schema.primary_key)
-                                 or schema.indexes):
-        raise ValueError(f"{schema.name}: a WITHOUT ROWID table must be keyed on its leading columns, "
-                         "without other indexes")
-    trees = _create(path, schema, page_size)
+    if schema.without_rowid and list(schema.column_names[: len(schema.primary_key)]) != list(schema.primary_key):
+        raise ValueError(f"{schema.name}: a WITHOUT ROWID table must be keyed on its leading columns")
     declared = [kind for _, kind in schema.columns]
     if schema.without_rowid:
-        return _write_without_rowid(path, schema, declared, trees[0][1], tables, progress)
+        trees = _create(path, schema, page_size, indexes=False)
+        written = _write_without_rowid(path, schema, declared, trees[0][1], tables, progress)
+        if schema.all_indexes:
+            conn = sqlite3.connect(os.fspath(path), isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=OFF")
+                schema.create_indexes(sqlite_utils.Database(conn))
+            finally:
+                conn.close()
+        return written
+    trees = _create(path, schema, page_size)
     return _write_rowid_table(path, schema, trees, list(tables), None if cells is None else list(cells), progress)
 
 

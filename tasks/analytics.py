@@ -14,7 +14,7 @@ from retail_pipeline.property_history import item_property_history
 from retail_pipeline.schema import TABLES
 from retail_pipeline.sqlite_out import write_table
 
-from .base import TABLE_SUFFIX, RetailTask, load_table, save_table, table_writer, write_outputs
+from .base import CRITICAL_PATH, TABLE_SUFFIX, RetailTask, load_table, save_table, table_writer, write_outputs
 from .load import LoadCategoryTree, PropertySnapshots, property_files
 from .transform import EnrichEvents, EnrichEventsShard
 from .config import retail
@@ -51,7 +51,7 @@ class Sources:
 
     @property
     def history(self) -> pa.Table:
-        return self._once("history", lambda: load_table(self._inputs["history"]["table"]))
+        return self._once("history", lambda: load_table(self._inputs["history"]))
 
     @property
     def catalogue_itemids(self) -> np.ndarray:
@@ -85,7 +85,6 @@ ANALYSES: dict[str, Callable[[Sources], pa.Table]] = {
     "category_daily_funnel": lambda s: funnels.category_daily_funnel(s.events),
     "cohort_retention": lambda s: visitors.cohort_retention(s.events),
     "daily_cart_abandonment": lambda s: carts.daily_cart_abandonment(s.sessions),
-    "visitors": lambda s: visitors.visitors(s.events),
     "categories": _categories,
     "items": lambda s: analytics.items(s.events, s.computed["categories"], s.snapshots, s.catalogue_itemids,
                                        s.history),
@@ -149,10 +148,10 @@ class EventAnalyses(ComputeTables):
 
 
 class EntityTables(ComputeTables):
-    """The entity tables (visitors, categories, items) and the tables about them: purchase
-    timing and its summary, items viewed together."""
+    """The entity tables categories and items (visitors is made by the shards), and the tables
+    about them: purchase timing and its summary, items viewed together."""
 
-    tables = ("visitors", "categories", "items", "purchase_timing", "purchase_timing_summary", "item_pairs")
+    tables = ("categories", "items", "purchase_timing", "purchase_timing_summary", "item_pairs")
 
 
 # Which task computes each table of ANALYSES.
@@ -167,16 +166,14 @@ class PropertyHistory(RetailTask):
     def requires(self):
         return property_files()
 
+    priority = CRITICAL_PATH  # the core database writes it
+
     def output(self):
-        return {"table": self.work_target("item_property_history", TABLE_SUFFIX),
-                "sqlite": self.work_target("item_property_history", "sqlite")}
+        return self.work_target("item_property_history", TABLE_SUFFIX)
 
     def run(self):
         self.set_status_message("merging the snapshots of categoryid and available into intervals")
-        history = item_property_history([load_table(part["point_in_time"]) for part in self.input()])
-        out = self.output()
-        write_outputs([(out["table"], table_writer(history)),
-                       (out["sqlite"], lambda path: write_table(history, TABLES["item_property_history"], path))])
+        save_table(self.output(), item_property_history([load_table(part["point_in_time"]) for part in self.input()]))
 
 
 class HourlyTrend(RetailTask):

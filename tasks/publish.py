@@ -7,6 +7,8 @@ import os
 from typing import Callable
 
 import luigi
+import numpy as np
+import pyarrow as pa
 
 from retail_pipeline import schema
 from retail_pipeline import sqlite_btree
@@ -21,12 +23,11 @@ from .transform import DataQuality, EnrichEventsShard, RejectedRows
 from .analytics import ANALYSES, ANALYSIS_TASKS, HourlyTrend, PropertyHistory
 
 
-# The big tables, written by their own tasks and brought together in the core file.
-CORE_TABLES = ("item_properties", "events_enriched", "sessions")
-# The analysis and entity tables are written by the tasks that compute them (ANALYSIS_TASKS),
-# item_property_history by PropertyHistory; every other small table by a WriteTablePart.
-SMALL_TABLES = tuple(name for name in schema.TABLES
-                     if name not in CORE_TABLES and name not in ANALYSES and name != "item_property_history")
+# The big tables, written straight into SQLite's format and brought together in the core file.
+CORE_TABLES = ("item_properties", "visitors", "events_enriched", "sessions", "item_property_history")
+# The analysis and entity tables are written by the tasks that compute them (ANALYSIS_TASKS);
+# every other small table by a WriteTablePart.
+SMALL_TABLES = tuple(name for name in schema.TABLES if name not in CORE_TABLES and name not in ANALYSES)
 
 
 def _source(table: str):
@@ -122,7 +123,7 @@ class BuildCoreDatabase(RetailTask):
 
     def requires(self):
         return {"events": [EnrichEventsShard(shard=k) for k in range(retail().shards)],
-                "item_properties": WriteItemProperties()}
+                "item_properties": WriteItemProperties(), "history": PropertyHistory()}
 
     def output(self):
         return CoreFile(self.work_target("core", "sqlite").path, self.fingerprint())
@@ -130,13 +131,21 @@ class BuildCoreDatabase(RetailTask):
     def run(self):
         inputs = self.input()
         shards = {name: [load_table(shard[name]) for shard in inputs["events"]]
-                  for name in ("events_enriched", "events_enriched_cells", "sessions")}
-        tables = [(schema.TABLES["events_enriched"], shards["events_enriched"], shards["events_enriched_cells"]),
-                  (schema.TABLES["sessions"], shards["sessions"], None)]
-        self.step(0, 1, "taking item_properties over, writing events_enriched, its indexes and sessions in")
+                  for name in ("events_enriched", "events_enriched_cells", "sessions", "visitors")}
+        tables = [(schema.TABLES["visitors"], [in_key_order(pa.concat_tables(shards["visitors"]), "visitorid")], None),
+                  (schema.TABLES["events_enriched"], shards["events_enriched"], shards["events_enriched_cells"]),
+                  (schema.TABLES["sessions"], shards["sessions"], None),
+                  (schema.TABLES["item_property_history"], [load_table(inputs["history"])], None)]
+        self.step(0, 1, "taking item_properties over, writing visitors, events_enriched, its indexes, sessions "
+                        "and item_property_history in")
         write_outputs([(self.output(), lambda path: build_core(
             inputs["item_properties"].path, tables, path, progress=self.set_status_message, take_base=True))])
         self.step(1, 1, "core written")
+
+
+def in_key_order(table: pa.Table, key: str) -> pa.Table:
+    """``table``'s rows sorted by the integer column ``key`` (the shards' rows interleave)."""
+    return table.take(pa.array(np.argsort(table.column(key).to_numpy(), kind="stable")))
 
 
 def _remake_if_taken(task: RetailTask) -> None:
@@ -187,7 +196,7 @@ class PublishDatabase(RetailTask):
 
     def requires(self):
         return {"core": BuildCoreDatabase(), "parts": {name: WriteTablePart(table=name) for name in SMALL_TABLES},
-                "analyses": [task() for task in ANALYSIS_TASKS], "history": PropertyHistory()}
+                "analyses": [task() for task in ANALYSIS_TASKS]}
 
     def output(self):
         return PublishedDatabase(retail().database, self.fingerprint())
@@ -203,7 +212,6 @@ class PublishDatabase(RetailTask):
         parts = {name: [target.path] for name, target in inputs["parts"].items()}
         parts.update({name: [target.path] for analyses in inputs["analyses"] for name, target in analyses.items()
                       if name in ANALYSES})
-        parts["item_property_history"] = [inputs["history"]["sqlite"].path]
         build_info = {
             "fingerprint": self.fingerprint(),
             "core": BuildCoreDatabase().fingerprint(),

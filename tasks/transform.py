@@ -7,6 +7,7 @@ import luigi
 from retail_pipeline import aggregates, schema, stages
 from retail_pipeline.enrich import enrich_events
 from retail_pipeline.sqlite_btree import table_cells
+from retail_pipeline.visitors import visitors
 
 from .base import TABLE_SUFFIX, CRITICAL_PATH, RetailTask, load_json, load_table, save_table, table_writer, write_outputs
 from .config import retail
@@ -17,7 +18,7 @@ class EnrichEventsShard(RetailTask):
     """events_enriched for one visitor shard: per-visitor columns, sessions, point-in-time
     item attributes, categories; as a table (for the aggregates and the indexes), as the cells
     of the SQLite table (rowids following the shards before it), and the shard's rows of the
-    sessions table. Shards need nothing from each other and run side by side."""
+    sessions and visitors tables. Shards need nothing from each other and run side by side."""
 
     shard = luigi.IntParameter()
     priority = CRITICAL_PATH
@@ -27,7 +28,7 @@ class EnrichEventsShard(RetailTask):
 
     def output(self):
         return {name: self.work_target(f"{name}-{self.shard}", TABLE_SUFFIX)
-                for name in ("events_enriched", "events_enriched_cells", "sessions")}
+                for name in ("events_enriched", "events_enriched_cells", "sessions", "visitors")}
 
     def run(self):
         inputs = self.input()
@@ -39,12 +40,14 @@ class EnrichEventsShard(RetailTask):
         enriched = enrich_events(events, snapshots, load_table(inputs["categories"]["tree"]))
         self.step(2, 3, f"{shard}: sessions, and the SQLite cells of {enriched.num_rows:,} enriched events")
         sessions = aggregates.sessions(enriched)  # a visitor's sessions are all in its shard
+        shard_visitors = visitors(enriched)  # ...and so are all of its events
         # rowids number the events of all shards in shard order
         first_rowid = 1 + sum(load_table(inputs["events"]["shards"][k]).num_rows for k in range(self.shard))
         cells = table_cells(schema.TABLES["events_enriched"], enriched, first_rowid)
         out = self.output()
         write_outputs([(out["events_enriched"], table_writer(enriched)),
-                       (out["events_enriched_cells"], table_writer(cells)), (out["sessions"], table_writer(sessions))])
+                       (out["events_enriched_cells"], table_writer(cells)), (out["sessions"], table_writer(sessions)),
+                       (out["visitors"], table_writer(shard_visitors))])
         self.step(3, 3, f"{shard}: done")
 
 

@@ -152,12 +152,21 @@ def test_rows_out_of_key_order_are_refused(tmp_path, itemids, properties):
 
 def test_without_rowid_tables_it_cannot_write_are_refused_before_anything_is_written(tmp_path):
     keyed_late = TableSchema("t", (("v", "TEXT"), ("k", "INTEGER")), primary_key=("k",), without_rowid=True)
+    with pytest.raises(ValueError, match="WITHOUT ROWID"):
+        write_table(tmp_path / "t.db", keyed_late, [])
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_a_without_rowid_tables_other_indexes_are_built_by_sqlite_after_its_tree(tmp_path):
     indexed = TableSchema("t", (("k", "INTEGER"), ("v", "TEXT")), primary_key=("k",), without_rowid=True,
                           indexes=(("v",),))
-    for schema_ in (keyed_late, indexed):
-        with pytest.raises(ValueError, match="WITHOUT ROWID"):
-            write_table(tmp_path / "t.db", schema_, [])
-        assert not (tmp_path / "t.db").exists()
+    rows = pa.table({"k": pa.array(range(5000), pa.int64()), "v": pa.array([f"v{i % 7}" for i in range(5000)])})
+    assert write_table(tmp_path / "t.db", indexed, [rows.slice(0, 1234), rows.slice(1234)]) == 5000
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert integrity(conn) == [("ok",)]
+    plan = " ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN SELECT k FROM t WHERE v = 'v3'"))
+    assert "idx_t_v" in plan
+    assert [r[0] for r in conn.execute("SELECT k FROM t WHERE v = 'v3' ORDER BY k")] == list(range(3, 5000, 7))
 
 
 def test_key_order_is_checked_across_parts(tmp_path):
