@@ -31,6 +31,13 @@ class TableSchema:
         return tuple(name for name, _ in self.columns)
 
     @property
+    def rowid_alias(self) -> str | None:
+        """The column that is the rowid (a single-column INTEGER PRIMARY KEY of a rowid table), or None."""
+        if self.without_rowid or len(self.primary_key) != 1:
+            return None
+        return self.primary_key[0] if dict(self.columns)[self.primary_key[0]] == "INTEGER" else None
+
+    @property
     def all_indexes(self) -> tuple[tuple[str, ...], ...]:
         """The declared indexes, and one on each foreign-key column that no index or primary key
         starts with (a leading column serves lookups by it; an index of its own would not help)."""
@@ -113,7 +120,6 @@ TABLES: dict[str, TableSchema] = {
                 ("suspected_bot", I),
             ),
             primary_key=("visitorid",),
-            without_rowid=True,  # written in key order straight into SQLite's format (sqlite_btree)
             indexes=(("segment",), ("transactions",)),
         ),
         # --- the contract's tables

@@ -51,12 +51,12 @@ def max_local_payload(page_size: int, table_leaf: bool) -> int:
 # --- records -------------------------------------------------------------------------------
 
 def _varint(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SQLite varints of non-negative values below 2**56: their bytes (left-aligned, as many
-    columns as the longest needs) and lengths."""
+    """SQLite varints of 64-bit integers (a negative one as its two's complement, in 9 bytes):
+    their bytes (left-aligned, as many columns as the longest needs) and lengths."""
     values = np.asarray(values, dtype=np.int64)
+    if len(values) and (values.min() < 0 or values.max() >= 1 << 56):  # rowids of a key column can be
+        return _long_varints(values)
     top = int(values.max()) if len(values) else 0
-    if int(values.min(initial=0)) < 0 or top >= 1 << 56:
-        raise ValueError("varint out of range")
     if top < 128:  # one byte each: the common case
         return values.astype(np.uint8).reshape(-1, 1), np.ones(len(values), dtype=np.int64)
     length = np.ones(len(values), dtype=np.int64)
@@ -68,6 +68,21 @@ def _varint(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         group = (values >> np.maximum(7 * (length - 1 - position), 0)) & 0x7F
         out[:, position] = np.where(position < length - 1, 0x80 | group, group)
     return out, length
+
+
+def _long_varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_varint` where some values are negative or at least 2**56: those take SQLite's
+    9-byte form (eight 7-bit groups of the value's top 56 bits, each with the high bit set,
+    then its low 8 bits)."""
+    long = (values < 0) | (values >= 1 << 56)
+    short_bytes, short_lengths = _varint(np.where(long, 0, values))
+    out = np.zeros((len(values), 9), dtype=np.uint8)
+    out[:, : short_bytes.shape[1]] = short_bytes
+    unsigned = values[long].astype(np.uint64)
+    for position in range(8):
+        out[long, position] = 0x80 | ((unsigned >> np.uint64(8 + 7 * (7 - position))) & np.uint64(0x7F))
+    out[long, 8] = unsigned & np.uint64(0xFF)
+    return out, np.where(long, 9, short_lengths)
 
 
 def _binary_rows(matrix: np.ndarray, mask: np.ndarray, lengths: np.ndarray) -> pa.Array:
@@ -606,16 +621,27 @@ def _write_rowid_table(path, schema: TableSchema, trees, tables: list[pa.Table],
     if table is None or table.num_rows == 0:
         return 0
     kind_of = dict(schema.columns)
-    rowids = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    alias = schema.rowid_alias
+    if alias is None:
+        rowids = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    else:  # the rowid is the key column's value, which the record then holds as NULL (as SQLite does)
+        if given is not None:
+            raise ValueError(f"{schema.name}: cells cannot be given for a table whose rowid is {alias}")
+        key = table.column(alias)
+        if key.null_count:
+            raise ValueError(f"{schema.name}: NULL in its INTEGER PRIMARY KEY {alias}")
+        rowids = key.to_numpy().astype(np.int64)
+        _check_increasing([pa.array(rowids)], ["INTEGER"], f"{schema.name}.{alias}")
     indexes = [(name, root, key, unique) for name, root, key, unique in trees[1:]]
     # the columns to build from: all of them, or with the cells given only the indexed ones
     needed = names if given is None else sorted({c for _, _, key, _ in indexes for c in key})
     plain = {name: _plain(table.column(name), kind_of[name]) for name in needed}
+    stored = plain if alias is None else {**plain, alias: pa.nulls(table.num_rows, pa.int64())}  # table records
     with BTreeFile(path) as file:
         # rows too big for one page (table cell, or any index entry) are left to SQLite
         max_table, max_index = (max_local_payload(file.page_size, table_leaf=leaf) for leaf in (True, False))
         if given is None:
-            fits = _fitting([plain[c] for c in names], [kind_of[c] for c in names], max_table)
+            fits = _fitting([stored[c] for c in names], [kind_of[c] for c in names], max_table)
         else:
             given_cells = pa.concat_tables(given)
             if not np.array_equal(given_cells.column("rowid").to_numpy(), rowids):
@@ -625,16 +651,18 @@ def _write_rowid_table(path, schema: TableSchema, trees, tables: list[pa.Table],
         for _, _, key, _ in indexes:
             fits &= _fitting([plain[c] for c in key] + [pa.array(rowids)], [kind_of[c] for c in key] + ["INTEGER"],
                              max_index)
-        oversized = [] if fits.all() else [(rowids[~fits], _columns(table.filter(pa.array(~fits)), schema,
-                                                                      [kind_of[c] for c in names]))]
+        # (with a rowid alias, SQLite takes the rowid from the key column's value)
+        oversized = [] if fits.all() else [(rowids[~fits] if alias is None else None,
+                                            _columns(table.filter(pa.array(~fits)), schema, [kind_of[c] for c in names]))]
         kept = rowids
         if not fits.all():
             keep = pa.array(np.flatnonzero(fits))
             plain = {name: column.take(keep) for name, column in plain.items()}
+            stored = {name: column.take(keep) for name, column in stored.items()}
             kept = rowids[fits]
         tree = file.table_tree(trees[0][1])
         if given is None:
-            columns = [plain[c] for c in names]
+            columns = [stored[c] for c in names]
             for start in range(0, len(kept), SLICE_ROWS):
                 part = [c.slice(start, SLICE_ROWS) for c in columns]
                 part_rowids = kept[start: start + SLICE_ROWS]

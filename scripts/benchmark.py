@@ -267,7 +267,7 @@ def parse_timings(stderr: str) -> dict[str, float]:
 # The task that writes each big table, and what its wall time covers.
 WRITERS = {
     "events_enriched": ("BuildCoreDatabase",
-                        "writing the table's pages from the cells each EnrichEventsShard made, and its four "
+                        "writing the table's pages from the cells each EnrichEventsShard made, and its six "
                         "indexes, into the item_properties file, taken over"),
     "item_properties": ("WriteItemProperties",
                         "merging the property files' latest values range by range and writing the table's pages"),

@@ -288,3 +288,37 @@ def test_cells_given_in_many_parts_pack_as_one(tmp_path):
     for query in ("SELECT * FROM item_properties", "SELECT rowid, * FROM ev ORDER BY rowid",
                   "SELECT rowid FROM ev INDEXED BY idx_ev_b ORDER BY b, rowid"):
         assert many.execute(query).fetchall() == one.execute(query).fetchall()
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(st.integers(-(2**63), 2**63 - 1), unique=True, max_size=3000),
+       page_size=page_sizes, big=st.sets(st.integers(0, 50), max_size=3))
+def test_a_rowid_alias_key_is_the_rowid_and_stored_as_null_as_sqlite_does(tmp_path_factory, keys, page_size, big):
+    """A single-column INTEGER PRIMARY KEY is the rowid: the writer uses the key's values as the
+    rowids (and in the index entries) and stores NULL in the record, exactly as SQLite would;
+    rows too big for a page still go in through SQLite."""
+    schema_ = TableSchema("t", (("k", "INTEGER"), ("v", "TEXT"), ("n", "INTEGER")), primary_key=("k",),
+                          indexes=(("v",), ("n",)))
+    assert schema_.rowid_alias == "k"
+    keys = sorted(keys)
+    values = ["w" * 5000 if i in big else f"v{i % 5}" for i in range(len(keys))]
+    table = pa.table({"k": pa.array(keys, pa.int64()), "v": pa.array(values),
+                      "n": pa.array([i % 3 for i in range(len(keys))], pa.int64())})
+    folder = tmp_path_factory.mktemp("alias")
+    assert write_table(folder / "w.db", schema_, [table], page_size=page_size) == len(keys)
+    reference = sqlite3.connect(folder / "r.db")
+    reference.execute(f"PRAGMA page_size={page_size}")
+    reference.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
+    reference.executemany("INSERT INTO t VALUES (?, ?, ?)", zip(keys, values, table.column("n").to_pylist()))
+    conn = sqlite3.connect(folder / "w.db")
+    assert integrity(conn) == [("ok",)]
+    for sql in ("SELECT rowid, k, v, n FROM t ORDER BY rowid", "SELECT k FROM t INDEXED BY idx_t_v WHERE v = 'v3'",
+                "SELECT k, n FROM t INDEXED BY idx_t_n WHERE n = 1"):
+        assert conn.execute(sql).fetchall() == reference.execute(sql.replace("INDEXED BY idx_t_v ", "")
+                                                                    .replace("INDEXED BY idx_t_n ", "")).fetchall()
+
+
+def test_a_rowid_alias_key_out_of_order_is_refused(tmp_path):
+    schema_ = TableSchema("t", (("k", "INTEGER"), ("v", "TEXT")), primary_key=("k",))
+    with pytest.raises(ValueError, match="t.k"):
+        write_table(tmp_path / "t.db", schema_, [pa.table({"k": pa.array([2, 1], pa.int64()), "v": pa.array(["a", "b"])})])
