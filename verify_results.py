@@ -9,8 +9,11 @@ line, ``PASS name: detail`` or ``FAIL name: detail``; the exit status is 0 only 
 
 The checks recompute what can be recomputed from the published tables themselves (counts per hour,
 rolling averages, per-visitor ordering columns, sessions, the daily funnel, the category tree, the
-data_quality conservation rules of docs/decisions.md) with SQL, so they run in seconds on the full
-data set. The database is opened read-only; scratch tables live in an in-memory TEMP schema.
+data_quality conservation rules of docs/decisions.md, and the analyst tables of SPEC.md: visitors,
+the sessions' cart columns, daily_cart_abandonment, purchase_timing, cohort_retention,
+category_daily_funnel, item_pairs, item_property_history) with SQL, so they run in seconds on the
+full data set. A check of a table that is not there fails with "table missing"; the declared
+foreign keys are checked with ``PRAGMA foreign_key_check``. The database is opened read-only; scratch tables live in an in-memory TEMP schema.
 Only the standard library is used.
 """
 
@@ -51,7 +54,35 @@ SPEC_COLUMNS = {
     ],
     "rejected_rows": ["source_file", "line_number", "reason", "raw"],
     "data_quality": ["check_name", "value", "detail"],
+    # SPEC "Analyst tables"
+    "visitors": [
+        "visitorid", "first_event_time", "last_event_time", "events", "views", "addtocarts", "transactions",
+        "sessions", "orders", "segment",
+    ],
+    "daily_cart_abandonment": [
+        "date", "cart_sessions", "abandoned_sessions", "abandonment_rate", "recovered_sessions", "recovery_rate",
+    ],
+    "purchase_timing": [
+        "visitorid", "itemid", "transactionid", "purchase_time", "first_view_time", "first_cart_time",
+        "seconds_view_to_purchase", "seconds_cart_to_purchase", "sessions_to_purchase",
+    ],
+    "cohort_retention": [
+        "cohort_week", "week_number", "visitors", "active_visitors", "buyers", "retention_rate", "purchase_rate",
+    ],
+    "category_daily_funnel": [
+        "date", "root_categoryid", "visitors", "viewers", "carters", "buyers", "view_to_cart_rate",
+        "cart_to_purchase_rate", "view_to_purchase_rate",
+    ],
+    "item_pairs": ["itemid", "rank", "other_itemid", "together", "lift"],
+    "item_property_history": [
+        "itemid", "property", "value", "valid_from_ms", "valid_to_ms", "valid_from", "valid_to",
+    ],
 }
+SPEC_COLUMNS["sessions"] += ["cart_items", "abandoned_cart", "recovered"]
+MAX_ITEMS_OF_A_SHOPPING_SESSION = 50  # item_pairs: a session with more distinct viewed items is a crawl
+MAX_PAIRS_PER_ITEM = 20
+HISTORY_PROPERTIES = ("categoryid", "available")
+SMALLEST_INTEGER = -9_223_372_036_854_775_808
 SINGLE_CHECK_NAMES = [
     "rows_rejected", "duplicate_events_dropped", "events_without_categoryid", "events_published",
     "events_outside_expected_range",
@@ -698,6 +729,539 @@ class Verifier:
                                f" (none known, or not the latest value after its snapshot), e.g. item@time {example}")
         return "categoryid and available agree with item_properties where it can tell"
 
+    # ------------------------------------------------------------------ SPEC "Analyst tables"
+
+    def require(self, *tables: str) -> None:
+        """FAIL with "table missing" (or the SPEC columns missing) unless every table is there."""
+        present = {row[0] for row in self.db.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+        missing = [table for table in tables if table not in present]
+        expect(not missing, "table missing: " + ", ".join(missing))
+        columns = [f"{table}.{column}" for table in tables for column in SPEC_COLUMNS[table]
+                   if column not in self.columns[table]]
+        expect(not columns, "column missing: " + ", ".join(columns))
+
+    def repeated_keys(self, table: str, key: list[str]) -> int:
+        """How many rows of ``table`` repeat an earlier row's ``key`` (0 when a unique index says so)."""
+        if self.unique_index(table, set(key)) is not None:
+            return 0
+        columns = ", ".join(key)
+        return self.scalar(f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {columns} FROM {table}))"
+                           f" FROM {table}")
+
+    def check_visitors(self) -> str:
+        self.require("visitors")
+        self.session_aggregates()
+        self.db.executescript("""
+            CREATE TEMP TABLE vis_calc(
+                visitorid INTEGER PRIMARY KEY, first_rn INTEGER, last_rn INTEGER, events INTEGER,
+                views INTEGER, addtocarts INTEGER, transactions INTEGER, sessions INTEGER);
+            INSERT INTO vis_calc
+            SELECT visitorid, min(first_rn), max(last_rn), sum(events), sum(views), sum(addtocarts),
+                   sum(transactions), max(session_id)
+            FROM temp.sess_calc GROUP BY visitorid;
+            CREATE TEMP TABLE vis_orders(visitorid INTEGER PRIMARY KEY, orders INTEGER);
+            INSERT INTO vis_orders SELECT visitorid, count(DISTINCT transactionid) FROM main.events_enriched
+            WHERE event = 'transaction' GROUP BY visitorid;
+        """)
+        segment = """CASE WHEN {t} > 0 THEN 'buyer' WHEN {a} > 0 THEN 'carter' WHEN {e} > 1 THEN 'browser'
+                          ELSE 'bounce' END"""
+        faults = {
+            "not a visitor of events_enriched": "c.visitorid IS NULL",
+            "first/last_event_time": "v.first_event_time IS NOT f.event_time OR v.last_event_time IS NOT l.event_time",
+            "events/views/addtocarts/transactions": "v.events IS NOT c.events OR v.views IS NOT c.views"
+                " OR v.addtocarts IS NOT c.addtocarts OR v.transactions IS NOT c.transactions",
+            "sessions (the largest session_id)": "v.sessions IS NOT c.sessions",
+            "orders": "v.orders IS NOT coalesce(o.orders, 0)",
+            "segment": f"v.segment IS NOT {segment.format(t='v.transactions', a='v.addtocarts', e='v.events')}"
+                       f" OR v.segment IS NOT {segment.format(t='c.transactions', a='c.addtocarts', e='c.events')}",
+        }
+        select = ", ".join(f"coalesce(sum({sql}), 0), min(CASE WHEN {sql} THEN v.visitorid END)" for sql in faults.values())
+        row = self.db.execute(f"""
+            SELECT {select} FROM main.visitors v
+            LEFT JOIN temp.vis_calc c ON c.visitorid = v.visitorid
+            LEFT JOIN temp.vis_orders o ON o.visitorid = v.visitorid
+            LEFT JOIN temp.ev f ON f.rn = c.first_rn
+            LEFT JOIN temp.ev l ON l.rn = c.last_rn""").fetchone()
+        problems = [f"{row[2 * k]} rows wrong in {name}, e.g. visitorid {row[2 * k + 1]}"
+                    for k, name in enumerate(faults) if row[2 * k]]
+        repeated = self.repeated_keys("visitors", ["visitorid"])
+        if repeated:
+            problems.append(f"{repeated} rows repeat a visitorid")
+        rows, expected = self.scalar("SELECT count(*) FROM visitors"), self.scalar("SELECT count(*) FROM temp.vis_calc")
+        if rows != expected:
+            problems.append(f"{rows} rows, {expected} distinct visitorid in events_enriched")
+        expect(not problems, "; ".join(problems))
+        return f"{rows} visitors: times, counts, sessions, orders and segment agree with events_enriched"
+
+    def check_sessions_cart_columns(self) -> str:
+        self.require("sessions")
+        self.session_aggregates()
+        # The rules the columns follow among themselves...
+        faults = {
+            "abandoned_cart NULL exactly when addtocarts = 0": "(abandoned_cart IS NULL) IS NOT (addtocarts = 0)",
+            "abandoned_cart = 1 exactly without a transaction":
+                "abandoned_cart IS NOT NULL AND abandoned_cart IS NOT (transactions = 0)",
+            "recovered NULL unless abandoned_cart = 1, else 0 or 1":
+                "CASE WHEN abandoned_cart = 1 THEN recovered IS NULL OR recovered NOT IN (0, 1)"
+                " ELSE recovered IS NOT NULL END",
+            "cart_items between 1 and addtocarts in cart sessions, else 0":
+                "CASE WHEN addtocarts > 0 THEN cart_items IS NULL OR cart_items < 1 OR cart_items > addtocarts"
+                " ELSE cart_items IS NOT 0 END",
+        }
+        select = ", ".join(f"coalesce(sum({sql}), 0), min(CASE WHEN {sql} THEN visitorid || '/' || session_id END)"
+                           for sql in faults.values())
+        row = self.db.execute(f"""
+            SELECT {select}, coalesce(sum(addtocarts > 0), 0), coalesce(sum(abandoned_cart = 1), 0),
+                   coalesce(sum(addtocarts > 0 AND converted = 1), 0)
+            FROM main.sessions""").fetchone()
+        problems = [f"{row[2 * k]} sessions break '{name}', e.g. visitor/session {row[2 * k + 1]}"
+                    for k, name in enumerate(faults) if row[2 * k]]
+        carts, abandoned, converted = row[-3:]
+        if carts != abandoned + converted:
+            problems.append(f"{carts} cart sessions != {abandoned} abandoned + {converted} converted")
+        expect(not problems, "; ".join(problems))
+        # ...and recomputed from the events: the distinct carted items, and whether one of them is
+        # bought by the visitor in a later session.
+        self.db.executescript("""
+            DROP TABLE IF EXISTS temp.cart_item;
+            CREATE TEMP TABLE cart_item(visitorid INTEGER, session_id INTEGER, itemid INTEGER,
+                                        PRIMARY KEY (visitorid, session_id, itemid)) WITHOUT ROWID;
+            INSERT OR IGNORE INTO cart_item SELECT visitorid, session_id, itemid FROM temp.ev WHERE event = 'addtocart';
+            DROP TABLE IF EXISTS temp.last_bought;
+            CREATE TEMP TABLE last_bought(visitorid INTEGER, itemid INTEGER, session_id INTEGER,
+                                          PRIMARY KEY (visitorid, itemid)) WITHOUT ROWID;
+            INSERT INTO last_bought SELECT visitorid, itemid, max(session_id) FROM temp.ev
+            WHERE event = 'transaction' GROUP BY visitorid, itemid;
+            DROP TABLE IF EXISTS temp.cart_calc;
+            CREATE TEMP TABLE cart_calc(visitorid INTEGER, session_id INTEGER, cart_items INTEGER,
+                                        bought_later INTEGER, PRIMARY KEY (visitorid, session_id)) WITHOUT ROWID;
+            INSERT INTO cart_calc
+            SELECT c.visitorid, c.session_id, count(*), max(coalesce(b.session_id > c.session_id, 0))
+            FROM temp.cart_item c LEFT JOIN temp.last_bought b ON b.visitorid = c.visitorid AND b.itemid = c.itemid
+            GROUP BY c.visitorid, c.session_id;
+        """)
+        count, example = self.db.execute("""
+            SELECT count(*), min(c.visitorid || '/' || c.session_id)
+            FROM temp.cart_calc c
+            LEFT JOIN main.sessions s ON s.visitorid = c.visitorid AND s.session_id = c.session_id
+            WHERE s.cart_items IS NOT c.cart_items
+               OR (s.abandoned_cart = 1 AND s.recovered IS NOT c.bought_later)""").fetchone()
+        expect(count == 0, f"{count} cart sessions whose cart_items or recovered differ from events_enriched,"
+                           f" e.g. visitor/session {example}")
+        expected = self.scalar("SELECT count(*) FROM temp.cart_calc")
+        expect(carts == expected, f"{carts} sessions with addtocarts > 0, {expected} with an addtocart in events_enriched")
+        return f"{carts} cart sessions = {abandoned} abandoned + {converted} converted; cart_items, recovered recomputed"
+
+    def check_daily_cart_abandonment(self) -> str:
+        self.require("daily_cart_abandonment", "sessions")
+        self.db.executescript("""
+            DROP TABLE IF EXISTS temp.abandon_calc;
+            CREATE TEMP TABLE abandon_calc AS
+            SELECT substr(start_time, 1, instr(start_time, ' ') - 1) AS date, count(*) AS carts,
+                   count(CASE WHEN abandoned_cart = 1 THEN 1 END) AS abandoned,
+                   count(CASE WHEN recovered = 1 THEN 1 END) AS recovered
+            FROM main.sessions WHERE addtocarts > 0 GROUP BY 1;
+        """)
+
+        def rate(column: str, numerator: str, denominator: str) -> str:
+            return f"""(CASE WHEN c.{denominator} = 0 THEN d.{column} IS NOT NULL
+                        ELSE d.{column} IS NULL
+                          OR abs(d.{column} - c.{numerator} * 1.0 / c.{denominator}) > {TOLERANCE} END)"""
+
+        count, example = self.db.execute(f"""
+            SELECT count(*), min(d.date) FROM main.daily_cart_abandonment d
+            LEFT JOIN temp.abandon_calc c ON c.date = d.date
+            WHERE c.date IS NULL OR d.cart_sessions IS NOT c.carts OR d.abandoned_sessions IS NOT c.abandoned
+               OR d.recovered_sessions IS NOT c.recovered
+               OR {rate("abandonment_rate", "abandoned", "carts")} OR {rate("recovery_rate", "recovered", "abandoned")}
+        """).fetchone()
+        expect(count == 0, f"{count} dates whose counts or rates differ from the sessions started that date, e.g. {example}")
+        rows, expected = self.scalar("SELECT count(*) FROM daily_cart_abandonment"), self.scalar(
+            "SELECT count(*) FROM temp.abandon_calc")
+        repeated = self.repeated_keys("daily_cart_abandonment", ["date"])
+        expect(repeated == 0, f"{repeated} repeated dates")
+        expect(rows == expected, f"{rows} rows, {expected} dates with a cart session")
+        return f"{rows} dates: totals and rates equal the sessions' by date of start_time"
+
+    def check_purchase_timing(self) -> str:
+        self.require("purchase_timing")
+        self.db.executescript("""
+            DROP TABLE IF EXISTS temp.bought_pair;
+            CREATE TEMP TABLE bought_pair(visitorid INTEGER, itemid INTEGER, PRIMARY KEY (visitorid, itemid)) WITHOUT ROWID;
+            INSERT OR IGNORE INTO bought_pair SELECT visitorid, itemid FROM main.events_enriched WHERE event = 'transaction';
+            DROP TABLE IF EXISTS temp.pair_event;
+            CREATE TEMP TABLE pair_event AS
+            SELECT e.visitorid, e.itemid, e.event, e.timestamp_ms, e.session_id, e.event_time, e.transactionid
+            FROM main.events_enriched e
+            WHERE EXISTS (SELECT 1 FROM temp.bought_pair p WHERE p.visitorid = e.visitorid AND p.itemid = e.itemid);
+            CREATE INDEX temp.pair_event_key ON pair_event(visitorid, itemid, event, timestamp_ms);
+            DROP TABLE IF EXISTS temp.purchase_first;
+            CREATE TEMP TABLE purchase_first AS
+            SELECT t.visitorid, t.itemid, t.transactionid, t.event_time AS purchase_time, t.timestamp_ms,
+                   t.session_id,
+                   (SELECT min(v.timestamp_ms) FROM temp.pair_event v WHERE v.visitorid = t.visitorid
+                      AND v.itemid = t.itemid AND v.event = 'view' AND v.timestamp_ms <= t.timestamp_ms) AS view_ms,
+                   (SELECT min(c.timestamp_ms) FROM temp.pair_event c WHERE c.visitorid = t.visitorid
+                      AND c.itemid = t.itemid AND c.event = 'addtocart' AND c.timestamp_ms <= t.timestamp_ms) AS cart_ms
+            FROM temp.pair_event t WHERE t.event = 'transaction';
+            DROP TABLE IF EXISTS temp.purchase_calc;
+            CREATE TEMP TABLE purchase_calc AS
+            SELECT p.visitorid, p.itemid, p.transactionid, p.purchase_time,
+                   v.event_time AS first_view_time, c.event_time AS first_cart_time,
+                   (p.timestamp_ms - p.view_ms) / 1000.0 AS view_s, (p.timestamp_ms - p.cart_ms) / 1000.0 AS cart_s,
+                   p.session_id - v.session_id + 1 AS sessions
+            FROM temp.purchase_first p
+            LEFT JOIN temp.pair_event v ON v.visitorid = p.visitorid AND v.itemid = p.itemid AND v.event = 'view'
+                 AND v.timestamp_ms = p.view_ms AND v.rowid = (SELECT min(x.rowid) FROM temp.pair_event x
+                     WHERE x.visitorid = p.visitorid AND x.itemid = p.itemid AND x.event = 'view' AND x.timestamp_ms = p.view_ms)
+            LEFT JOIN temp.pair_event c ON c.visitorid = p.visitorid AND c.itemid = p.itemid AND c.event = 'addtocart'
+                 AND c.timestamp_ms = p.cart_ms AND c.rowid = (SELECT min(x.rowid) FROM temp.pair_event x
+                     WHERE x.visitorid = p.visitorid AND x.itemid = p.itemid AND x.event = 'addtocart' AND x.timestamp_ms = p.cart_ms);
+            CREATE INDEX temp.purchase_calc_key ON purchase_calc(visitorid, itemid, transactionid, purchase_time);
+        """)
+
+        def seconds(column: str, expected: str) -> str:
+            return (f"(CASE WHEN c.{expected} IS NULL THEN p.{column} IS NOT NULL ELSE p.{column} IS NULL"
+                    f" OR abs(p.{column} - c.{expected}) > {TOLERANCE} * max(1.0, abs(c.{expected})) END)")
+
+        faults = {
+            "not a transaction row": "c.visitorid IS NULL",
+            "first_view_time": "p.first_view_time IS NOT c.first_view_time",
+            "first_cart_time": "p.first_cart_time IS NOT c.first_cart_time",
+            "seconds_view_to_purchase": seconds("seconds_view_to_purchase", "view_s"),
+            "seconds_cart_to_purchase": seconds("seconds_cart_to_purchase", "cart_s"),
+            "sessions_to_purchase": "p.sessions_to_purchase IS NOT c.sessions",
+        }
+        select = ", ".join(f"coalesce(sum({sql}), 0),"
+                           f" min(CASE WHEN {sql} THEN p.visitorid || '/' || p.itemid || '/' || p.purchase_time END)"
+                           for sql in faults.values())
+        row = self.db.execute(f"""
+            SELECT {select} FROM main.purchase_timing p
+            LEFT JOIN temp.purchase_calc c ON c.visitorid = p.visitorid AND c.itemid = p.itemid
+                 AND c.transactionid = p.transactionid AND c.purchase_time = p.purchase_time""").fetchone()
+        problems = [f"{row[2 * k]} rows wrong in {name}, e.g. visitor/item/purchase_time {row[2 * k + 1]}"
+                    for k, name in enumerate(faults) if row[2 * k]]
+        rows, expected = self.scalar("SELECT count(*) FROM purchase_timing"), self.scalar(
+            "SELECT count(*) FROM temp.purchase_calc")
+        unmatched = self.scalar("""SELECT count(*) FROM temp.purchase_calc c WHERE NOT EXISTS (
+            SELECT 1 FROM main.purchase_timing p WHERE c.visitorid = p.visitorid AND c.itemid = p.itemid
+                 AND c.transactionid = p.transactionid AND c.purchase_time = p.purchase_time)""")
+        if rows != expected or unmatched:
+            problems.append(f"{rows} rows for {expected} transaction rows of events_enriched,"
+                            f" {unmatched} of them without a row")
+        expect(not problems, "; ".join(problems))
+        return f"{rows} purchases, one per transaction row: first view/cart times, seconds and sessions recomputed"
+
+    def check_cohort_retention(self) -> str:
+        self.require("cohort_retention")
+        self.ordered_events()
+        day = "(timestamp_ms / 86400000)"  # events in the expected range: positive, so / is floor
+        # temp.ev is in (visitorid, time) order, so the rows arrive in key order (cheap upserts)
+        self.db.executescript(f"""
+            DROP TABLE IF EXISTS temp.visitor_week;
+            CREATE TEMP TABLE visitor_week(visitorid INTEGER, week INTEGER, bought INTEGER,
+                                           PRIMARY KEY (visitorid, week)) WITHOUT ROWID;
+            INSERT INTO visitor_week
+            SELECT visitorid, {day} - ({day} + 3) % 7, event = 'transaction'
+            FROM temp.ev WHERE {IN_RANGE} ORDER BY rn
+            ON CONFLICT (visitorid, week) DO UPDATE SET bought = max(bought, excluded.bought);
+            DROP TABLE IF EXISTS temp.cohort_of;
+            CREATE TEMP TABLE cohort_of(visitorid INTEGER PRIMARY KEY, cohort INTEGER);
+            INSERT INTO cohort_of SELECT visitorid, min(week) FROM temp.visitor_week GROUP BY visitorid;
+            DROP TABLE IF EXISTS temp.cohort_calc;
+            CREATE TEMP TABLE cohort_calc(cohort INTEGER, week_number INTEGER, active INTEGER, buyers INTEGER,
+                                          PRIMARY KEY (cohort, week_number)) WITHOUT ROWID;
+            INSERT INTO cohort_calc
+            SELECT c.cohort, (w.week - c.cohort) / 7, count(*), sum(w.bought)
+            FROM temp.visitor_week w JOIN temp.cohort_of c ON c.visitorid = w.visitorid GROUP BY 1, 2;
+            DROP TABLE IF EXISTS temp.cohort_size;
+            CREATE TEMP TABLE cohort_size AS SELECT cohort, count(*) AS size FROM temp.cohort_of GROUP BY cohort;
+        """)
+        last_week = self.scalar("SELECT max(week) FROM temp.visitor_week")
+        in_range_visitors = self.scalar("SELECT count(*) FROM temp.cohort_of")
+        # What the table must say about itself...
+        problems = []
+        cohorts, sizes = self.db.execute("""SELECT count(*), coalesce(sum(visitors), 0)
+            FROM cohort_retention WHERE week_number = 0""").fetchone()
+        if sizes != in_range_visitors:
+            problems.append(f"cohort sizes sum to {sizes}, {in_range_visitors} visitors have an event in the"
+                            " expected range")
+        week0 = self.scalar("SELECT count(*) FROM cohort_retention WHERE week_number = 0 AND active_visitors IS NOT visitors")
+        if week0:
+            problems.append(f"{week0} cohorts whose week 0 active_visitors != visitors")
+        above = self.scalar("""SELECT count(*) FROM cohort_retention WHERE NOT (active_visitors <= visitors
+            AND buyers <= active_visitors AND buyers >= 0)""")
+        if above:
+            problems.append(f"{above} rows not 0 <= buyers <= active_visitors <= visitors")
+        if last_week is not None:
+            gaps = self.scalar(f"""SELECT count(*) FROM (
+                SELECT cohort_week, count(*) AS weeks, min(week_number) AS low, max(week_number) AS high,
+                       count(DISTINCT week_number) AS distinct_weeks,
+                       CAST(julianday(cohort_week) - 2440587.5 AS INTEGER) AS cohort_day
+                FROM cohort_retention GROUP BY cohort_week)
+                WHERE low IS NOT 0 OR weeks IS NOT distinct_weeks OR weeks IS NOT high + 1
+                   OR high IS NOT ({last_week} - cohort_day) / 7""")
+            if gaps:
+                problems.append(f"{gaps} cohorts whose weeks are not 0 .. the week of the last event, each once")
+        expect(not problems, "; ".join(problems))
+        # ...and every row recomputed.
+        week = "date(s.cohort * 86400, 'unixepoch')"
+        grid = f"""
+            WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < 10000)
+            SELECT {week} AS cohort_week, n.k AS week_number, s.size, coalesce(c.active, 0) AS active,
+                   coalesce(c.buyers, 0) AS buyers
+            FROM temp.cohort_size s JOIN n ON n.k <= ({last_week if last_week is not None else 0} - s.cohort) / 7
+            LEFT JOIN temp.cohort_calc c ON c.cohort = s.cohort AND c.week_number = n.k"""
+        self.db.executescript(f"""
+            DROP TABLE IF EXISTS temp.cohort_grid;
+            CREATE TEMP TABLE cohort_grid(cohort_week TEXT, week_number INTEGER, size INTEGER, active INTEGER,
+                                          buyers INTEGER, PRIMARY KEY (cohort_week, week_number)) WITHOUT ROWID;
+            INSERT INTO cohort_grid {grid};
+        """)
+
+        def rate(column: str, numerator: str) -> str:
+            return f"(r.{column} IS NULL OR abs(r.{column} - g.{numerator} * 1.0 / g.size) > {TOLERANCE})"
+
+        count, example = self.db.execute(f"""
+            SELECT count(*), min(r.cohort_week || ' +' || r.week_number) FROM cohort_retention r
+            LEFT JOIN temp.cohort_grid g ON g.cohort_week = r.cohort_week AND g.week_number = r.week_number
+            WHERE g.cohort_week IS NULL OR r.visitors IS NOT g.size OR r.active_visitors IS NOT g.active
+               OR r.buyers IS NOT g.buyers OR {rate("retention_rate", "active")} OR {rate("purchase_rate", "buyers")}
+        """).fetchone()
+        expect(count == 0, f"{count} rows differ from the recomputed cohorts (or should not exist), e.g. {example}")
+        rows, expected = self.scalar("SELECT count(*) FROM cohort_retention"), self.scalar(
+            "SELECT count(*) FROM temp.cohort_grid")
+        expect(rows == expected, f"{rows} rows, {expected} (cohort, week) expected")
+        return f"{cohorts} cohorts of {in_range_visitors} visitors, {rows} rows recomputed (every week present)"
+
+    def check_category_daily_funnel(self) -> str:
+        self.require("category_daily_funnel", "daily_funnel")
+        problems = []
+        repeated = self.scalar("""SELECT count(*) - (SELECT count(*) FROM (
+            SELECT DISTINCT date, coalesce(root_categoryid, 'NULL') FROM category_daily_funnel))
+            FROM category_daily_funnel""")
+        if repeated:
+            problems.append(f"{repeated} rows repeat a (date, root_categoryid)")
+        inside = self.scalar(f"""SELECT count(*) FROM category_daily_funnel WHERE NOT (visitors >= 1
+            AND viewers BETWEEN 0 AND visitors AND carters BETWEEN 0 AND visitors AND buyers BETWEEN 0 AND visitors)
+            OR (CASE WHEN viewers = 0 THEN view_to_cart_rate IS NOT NULL
+                     ELSE abs(view_to_cart_rate - carters * 1.0 / viewers) > {TOLERANCE} IS NOT 0 END)
+            OR (CASE WHEN carters = 0 THEN cart_to_purchase_rate IS NOT NULL
+                     ELSE abs(cart_to_purchase_rate - buyers * 1.0 / carters) > {TOLERANCE} IS NOT 0 END)
+            OR (CASE WHEN viewers = 0 THEN view_to_purchase_rate IS NOT NULL
+                     ELSE abs(view_to_purchase_rate - buyers * 1.0 / viewers) > {TOLERANCE} IS NOT 0 END)""")
+        if inside:
+            problems.append(f"{inside} rows whose counts are not 0 <= viewers/carters/buyers <= visitors, visitors >= 1,"
+                            " or whose rates differ from their counts")
+        # Per date, against daily_funnel: no group has more of a count than the whole day, and the
+        # groups together have at least as many (a visitor can be in several groups).
+        measures = ("visitors", "viewers", "carters", "buyers")
+        per_date = ", ".join(f"max({m}) AS max_{m}, sum({m}) AS sum_{m}" for m in measures)
+        wrong = " OR ".join(f"g.max_{m} > d.{m} OR g.sum_{m} < d.{m}" for m in measures)
+        count, example = self.db.execute(f"""
+            SELECT count(*), min(coalesce(g.date, d.date)) FROM
+                (SELECT date, {per_date} FROM category_daily_funnel GROUP BY date) g
+                FULL JOIN daily_funnel d ON d.date = g.date
+            WHERE g.date IS NULL OR d.date IS NULL OR {wrong}""").fetchone()
+        if count:
+            problems.append(f"{count} dates where the groups disagree with daily_funnel (a group above the day,"
+                            f" the groups together below it, or a date in only one table), e.g. {example}")
+        expect(not problems, "; ".join(problems))
+        rows = self.scalar("SELECT count(*) FROM category_daily_funnel")
+        return f"{rows} (date, root) groups: consistent with daily_funnel, rates recomputed from the counts"
+
+    def check_item_pairs(self) -> str:
+        self.require("item_pairs")
+        self.db.executescript("""
+            DROP TABLE IF EXISTS temp.pair;
+            CREATE TEMP TABLE pair(itemid INTEGER, rank INTEGER, other_itemid INTEGER, together INTEGER, lift REAL,
+                                   PRIMARY KEY (itemid, rank)) WITHOUT ROWID;
+            INSERT OR IGNORE INTO pair SELECT itemid, rank, other_itemid, together, lift FROM main.item_pairs;
+            CREATE INDEX temp.pair_other ON pair(itemid, other_itemid);
+        """)
+        problems = []
+        repeated = self.scalar("SELECT count(*) FROM item_pairs") - self.scalar("SELECT count(*) FROM temp.pair")
+        if repeated:
+            problems.append(f"{repeated} rows repeat an (itemid, rank)")
+        ranks = self.scalar(f"""SELECT count(*) FROM (SELECT itemid, count(*) AS n, min(rank) AS low, max(rank) AS high
+            FROM temp.pair GROUP BY itemid) WHERE low IS NOT 1 OR high IS NOT n OR n > {MAX_PAIRS_PER_ITEM}""")
+        if ranks:
+            problems.append(f"{ranks} items whose ranks are not 1, 2, ... (at most {MAX_PAIRS_PER_ITEM})")
+        rows = self.scalar("""SELECT count(*) FROM temp.pair
+            WHERE together IS NULL OR together < 2 OR other_itemid IS NULL OR other_itemid = itemid""")
+        if rows:
+            problems.append(f"{rows} rows with together < 2 or an item paired with itself")
+        twice = self.scalar("SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT itemid, other_itemid FROM temp.pair))"
+                            " FROM temp.pair")
+        if twice:
+            problems.append(f"{twice} rows repeat an (itemid, other_itemid)")
+        # best first: together descending, then the smaller other_itemid
+        order = self.scalar("""SELECT count(*) FROM temp.pair p JOIN temp.pair q ON q.itemid = p.itemid AND q.rank = p.rank + 1
+            WHERE NOT (p.together > q.together OR (p.together = q.together AND p.other_itemid < q.other_itemid))""")
+        if order:
+            problems.append(f"{order} consecutive ranks out of order (together descending, then smaller other_itemid)")
+        # together is symmetric: b's list has a with the same count, or is full of better pairs
+        asymmetric, example = self.db.execute(f"""
+            SELECT count(*), min(p.itemid || '/' || p.other_itemid) FROM temp.pair p
+            LEFT JOIN temp.pair q ON q.itemid = p.other_itemid AND q.other_itemid = p.itemid
+            LEFT JOIN temp.pair w ON w.itemid = p.other_itemid AND w.rank = {MAX_PAIRS_PER_ITEM}
+            WHERE CASE WHEN q.itemid IS NOT NULL THEN q.together IS NOT p.together
+                            OR abs(q.lift - p.lift) > {TOLERANCE} * max(1.0, abs(p.lift)) IS NOT 0
+                       ELSE w.itemid IS NULL OR w.together < p.together
+                            OR (w.together = p.together AND w.other_itemid > p.itemid) END""").fetchone()
+        if asymmetric:
+            problems.append(f"{asymmetric} pairs (a, b) whose together/lift differ from (b, a), or missing from b's"
+                            f" list where they would rank, e.g. {example}")
+        expect(not problems, "; ".join(problems))
+        # lift = together x N / (sessions(a) x sessions(b)), N and sessions() from the eligible sessions
+        self.db.executescript(f"""
+            DROP TABLE IF EXISTS temp.session_view;
+            CREATE TEMP TABLE session_view(visitorid INTEGER, session_id INTEGER, itemid INTEGER,
+                                           PRIMARY KEY (visitorid, session_id, itemid)) WITHOUT ROWID;
+            INSERT OR IGNORE INTO session_view SELECT visitorid, session_id, itemid FROM main.events_enriched
+            WHERE event = 'view';
+            DROP TABLE IF EXISTS temp.eligible;
+            CREATE TEMP TABLE eligible(visitorid INTEGER, session_id INTEGER, PRIMARY KEY (visitorid, session_id))
+            WITHOUT ROWID;
+            INSERT INTO eligible SELECT visitorid, session_id FROM temp.session_view GROUP BY visitorid, session_id
+            HAVING count(*) <= {MAX_ITEMS_OF_A_SHOPPING_SESSION};
+            DROP TABLE IF EXISTS temp.paired_item;
+            CREATE TEMP TABLE paired_item(itemid INTEGER PRIMARY KEY, sessions INTEGER);
+            INSERT INTO paired_item(itemid) SELECT itemid FROM temp.pair UNION SELECT other_itemid FROM temp.pair;
+            DROP TABLE IF EXISTS temp.item_sessions;
+            CREATE TEMP TABLE item_sessions(itemid INTEGER PRIMARY KEY, sessions INTEGER);
+            INSERT INTO item_sessions
+            SELECT v.itemid, count(*) FROM temp.session_view v JOIN temp.eligible e
+                 ON e.visitorid = v.visitorid AND e.session_id = v.session_id
+            WHERE v.itemid IN (SELECT itemid FROM temp.paired_item) GROUP BY v.itemid;
+        """)
+        n = self.scalar("SELECT count(*) FROM temp.eligible")
+        count, example = self.db.execute(f"""
+            SELECT count(*), min(p.itemid || '/' || p.other_itemid) FROM temp.pair p
+            LEFT JOIN temp.item_sessions a ON a.itemid = p.itemid
+            LEFT JOIN temp.item_sessions b ON b.itemid = p.other_itemid
+            WHERE p.lift IS NULL OR a.sessions IS NULL OR b.sessions IS NULL OR p.together > min(a.sessions, b.sessions)
+               OR abs(p.lift - p.together * {n}.0 / (a.sessions * b.sessions)) > {TOLERANCE} * max(1.0, abs(p.lift))
+        """).fetchone()
+        expect(count == 0, f"{count} rows whose lift is not together x N / (sessions(a) x sessions(b)) with N = {n}"
+                           f" eligible sessions (or together exceeds the sessions of an item), e.g. {example}")
+        return (f"{self.scalar('SELECT count(*) FROM temp.pair')} rows: ranks 1.. <= {MAX_PAIRS_PER_ITEM} in order,"
+                f" together >= 2 and symmetric, lift recomputed over {n} eligible sessions")
+
+    def history(self) -> None:
+        """TEMP table ``hist``: item_property_history of the items with events, keyed by (itemid,
+        property, lo), ``lo`` the run's valid_from_ms except for each first run, which also covers the
+        times before it."""
+        def build():
+            self.db.executescript(f"""
+                CREATE TEMP TABLE hist(itemid INTEGER, property TEXT, lo INTEGER, valid_from_ms INTEGER,
+                                       value TEXT, as_integer INTEGER, PRIMARY KEY (itemid, property, lo)) WITHOUT ROWID;
+                INSERT OR IGNORE INTO hist
+                SELECT itemid, property,
+                       CASE WHEN row_number() OVER (PARTITION BY itemid, property ORDER BY valid_from_ms) = 1
+                            THEN {SMALLEST_INTEGER} ELSE valid_from_ms END,
+                       valid_from_ms, value, {sql_as_integer("value")}
+                FROM main.item_property_history WHERE itemid IN (SELECT itemid FROM main.events_enriched);
+            """)
+            return True
+        self.once("hist", build)
+
+    def check_item_property_history(self) -> str:
+        self.require("item_property_history", "item_properties")
+        problems = []
+        repeated = self.repeated_keys("item_property_history", ["itemid", "property", "valid_from_ms"])
+        if repeated:
+            problems.append(f"{repeated} rows repeat an (itemid, property, valid_from_ms)")
+        names = ", ".join(f"'{name}'" for name in HISTORY_PROPERTIES)
+        other = self.scalar(f"""SELECT count(*) FROM item_property_history WHERE property IS NULL
+            OR property NOT IN ({names}) OR itemid IS NULL OR valid_from_ms IS NULL OR value IS NULL""")
+        if other:
+            problems.append(f"{other} rows of another property or with a NULL key or value")
+        chained, example = self.db.execute("""
+            SELECT count(*), min(itemid || '/' || property || '@' || valid_from_ms) FROM (
+                SELECT itemid, property, value, valid_from_ms, valid_to_ms, valid_to,
+                       lead(valid_from_ms) OVER w AS next_from, lead(valid_from) OVER w AS next_from_text,
+                       lead(value) OVER w AS next_value
+                FROM item_property_history WINDOW w AS (PARTITION BY itemid, property ORDER BY valid_from_ms))
+            WHERE valid_to_ms IS NOT next_from OR valid_to IS NOT next_from_text OR value IS next_value""").fetchone()
+        if chained:
+            problems.append(f"{chained} runs whose valid_to_ms/valid_to is not the next run's valid_from_ms/valid_from"
+                            f" (NULL for the last) or whose value equals the next run's, e.g. {example}")
+        in_range = f"BETWEEN {SQLITE_FIRST_SECOND * 1000} AND {SQLITE_LAST_SECOND * 1000 + 999}"
+
+        def text_of(ms: str) -> str:
+            part = f"((({ms} % 1000) + 1000) % 1000)"
+            return (f"strftime('%Y-%m-%d %H:%M:%S', ({ms} - {part}) / 1000, 'unixepoch')"
+                    f" || '.' || substr('00' || {part}, -3)")
+
+        texts = self.scalar(f"""SELECT count(*) FROM item_property_history
+            WHERE valid_from_ms {in_range} AND valid_from IS NOT {text_of("valid_from_ms")}""")
+        for ms, text in self.db.execute(f"""
+                SELECT valid_from_ms, valid_from FROM item_property_history WHERE NOT valid_from_ms {in_range}"""):
+            texts += text != time_texts(ms)[0]
+        if texts:
+            problems.append(f"{texts} rows whose valid_from text differs from valid_from_ms")
+        # The latest run is item_properties' latest value, for the same (item, property) pairs.
+        self.db.executescript(f"""
+            DROP TABLE IF EXISTS temp.last_run;
+            CREATE TEMP TABLE last_run(itemid INTEGER, property TEXT, value TEXT, valid_from_ms INTEGER,
+                                       PRIMARY KEY (itemid, property)) WITHOUT ROWID;
+            INSERT OR IGNORE INTO last_run SELECT itemid, property, value, valid_from_ms
+            FROM main.item_property_history WHERE valid_to_ms IS NULL AND itemid IS NOT NULL AND property IS NOT NULL;
+            DROP TABLE IF EXISTS temp.latest_value;
+            CREATE TEMP TABLE latest_value(itemid INTEGER, property TEXT, value TEXT, timestamp_ms INTEGER,
+                                           PRIMARY KEY (itemid, property)) WITHOUT ROWID;
+            INSERT OR IGNORE INTO latest_value SELECT itemid, property, value, timestamp_ms
+            FROM main.item_properties WHERE property IN ({names}) AND itemid IS NOT NULL;
+        """)
+        latest, example = self.db.execute("""
+            SELECT count(*), min(itemid || '/' || property) FROM (
+                SELECT h.itemid, h.property FROM temp.last_run h
+                LEFT JOIN temp.latest_value p ON p.itemid = h.itemid AND p.property = h.property
+                WHERE p.itemid IS NULL OR h.value IS NOT p.value OR h.valid_from_ms > p.timestamp_ms
+                UNION ALL
+                SELECT p.itemid, p.property FROM temp.latest_value p
+                WHERE NOT EXISTS (SELECT 1 FROM temp.last_run h WHERE h.itemid = p.itemid AND h.property = p.property))
+        """).fetchone()
+        if latest:
+            problems.append(f"{latest} (item, property) whose last run is not item_properties' latest value"
+                            f" (or that only one of them has), e.g. {example}")
+        expect(not problems, "; ".join(problems))
+        rows = self.scalar("SELECT count(*) FROM item_property_history")
+        return f"{rows} runs: contiguous, one per change of value, the last one the latest value"
+
+    def check_history_matches_events(self) -> str:
+        """Every event's categoryid / available is the value of the run in effect at its time (the
+        first run before it) read as an integer; NULL where the item has no history."""
+        self.require("item_property_history")
+        self.history()
+
+        def in_effect(prop: str) -> str:
+            return f"""(SELECT h.as_integer FROM temp.hist h WHERE h.itemid = e.itemid AND h.property = '{prop}'
+                        AND h.lo <= e.timestamp_ms ORDER BY h.lo DESC LIMIT 1)"""
+
+        row = self.db.execute(f"""
+            SELECT coalesce(sum(category_wrong), 0), min(CASE WHEN category_wrong THEN item_at END),
+                   coalesce(sum(available_wrong), 0), min(CASE WHEN available_wrong THEN item_at END)
+            FROM (SELECT e.categoryid IS NOT {in_effect("categoryid")} AS category_wrong,
+                         e.available IS NOT {in_effect("available")} AS available_wrong,
+                         e.itemid || '@' || e.timestamp_ms AS item_at
+                  FROM main.events_enriched e)""").fetchone()
+        for column, count, example in (("categoryid", row[0], row[1]), ("available", row[2], row[3])):
+            expect(count == 0, f"{count} events whose {column} is not the history's value at their time,"
+                               f" e.g. item@time {example}")
+        return f"{self.event_count()} events: categoryid and available are the history's values at their time"
+
+    def check_foreign_keys(self) -> str:
+        declared = self.scalar("SELECT count(*) FROM main.sqlite_master m, pragma_foreign_key_list(m.name) f"
+                               " WHERE m.type = 'table'")
+        rows = self.db.execute("PRAGMA main.foreign_key_check").fetchmany(1000)
+        if rows:
+            tables = sorted({f"{row[0]} -> {row[2]}" for row in rows})
+            raise CheckFailed(f"{len(rows)}{'+' if len(rows) == 1000 else ''} rows name a missing parent row:"
+                              f" {', '.join(tables)}; e.g. {rows[0][0]} rowid {rows[0][1]}")
+        return f"PRAGMA foreign_key_check: clean ({declared} foreign keys declared)"
+
     # Every check in the order of the report, with its lane: a thread with a connection of its
     # own. The per-visitor checks share TEMP tables, so they run on one connection.
     CHECKS = [
@@ -725,8 +1289,18 @@ class Verifier:
         ("category_tree", check_category_tree, "tables"),
         ("events_category_columns", check_events_category_columns, "tables"),
         ("point_in_time_attributes", check_point_in_time_attributes, "tables"),
+        ("visitors", check_visitors, "visitors"),
+        ("sessions_cart_columns", check_sessions_cart_columns, "visitors"),
+        ("daily_cart_abandonment", check_daily_cart_abandonment, "analyst"),
+        ("purchase_timing", check_purchase_timing, "analyst"),
+        ("cohort_retention", check_cohort_retention, "visitors"),
+        ("category_daily_funnel", check_category_daily_funnel, "hours"),
+        ("item_pairs", check_item_pairs, "pairs"),
+        ("item_property_history", check_item_property_history, "pairs"),
+        ("history_matches_events", check_history_matches_events, "history"),
+        ("foreign_keys", check_foreign_keys, "integrity"),
     ]
-    LANES = ("visitors", "hours", "tables", "integrity")
+    LANES = ("visitors", "hours", "tables", "integrity", "analyst", "pairs", "history")
 
     def run_one(self, name: str, method, timings: bool = False) -> tuple[str, bool]:
         """The report line of one check and whether it passed."""

@@ -22,7 +22,10 @@ SAMPLE = REPO / "data" / "sample"
 REALDATA = REPO / "tests" / "realdata"  # a copy of ../shared/realdata, so a checkout anywhere has it
 
 SPEC_TABLES = ("events_enriched", "item_properties", "category_tree", "event_type_counts", "hourly_trend",
-               "sessions", "daily_funnel", "rejected_rows", "data_quality")
+               "sessions", "daily_funnel", "rejected_rows", "data_quality",
+               # SPEC "Analyst tables"
+               "visitors", "daily_cart_abandonment", "purchase_timing", "cohort_retention",
+               "category_daily_funnel", "item_pairs", "item_property_history")
 
 
 def pipeline_command(data_dir, work_dir, database, *extra, scheduler_port=None) -> list[str]:

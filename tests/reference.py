@@ -22,7 +22,7 @@ from __future__ import annotations
 import gzip
 import re
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 EVENTS_HEADER = "timestamp,visitorid,event,itemid,transactionid"
@@ -37,11 +37,12 @@ RAW_PREFIX_BYTES = 1_024  # ...and rejected_rows.raw keeps its first 1,024 bytes
 EXPECTED_FIRST_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC: the expected range of event times
 EXPECTED_END_MS = 4_102_444_800_000  # 2100-01-01 00:00:00 UTC, excluded
 
-# Column names and SQLite types of every published table, in column order.
+# Column names and SQLite types of every published table, in column order; the key constraints the
+# published schema declares among these tables come with the type (PRAGMA table_info shows the type).
 SCHEMA: dict[str, dict[str, str]] = {
     "events_enriched": {
         "timestamp_ms": "INTEGER",
-        "visitorid": "INTEGER",
+        "visitorid": "INTEGER REFERENCES visitors(visitorid)",
         "event": "TEXT",
         "itemid": "INTEGER",
         "transactionid": "INTEGER",
@@ -85,7 +86,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "rolling_avg_168h": "REAL",
     },
     "sessions": {
-        "visitorid": "INTEGER",
+        "visitorid": "INTEGER REFERENCES visitors(visitorid)",
         "session_id": "INTEGER",
         "start_time": "TEXT",
         "end_time": "TEXT",
@@ -95,6 +96,9 @@ SCHEMA: dict[str, dict[str, str]] = {
         "addtocarts": "INTEGER",
         "transactions": "INTEGER",
         "converted": "INTEGER",
+        "cart_items": "INTEGER",
+        "abandoned_cart": "INTEGER",
+        "recovered": "INTEGER",
     },
     "daily_funnel": {
         "date": "TEXT",
@@ -116,6 +120,74 @@ SCHEMA: dict[str, dict[str, str]] = {
         "check_name": "TEXT",
         "value": "INTEGER",
         "detail": "TEXT",
+    },
+    # SPEC "Analyst tables": only the SPEC's columns (the published tables may have more).
+    "visitors": {
+        "visitorid": "INTEGER PRIMARY KEY",
+        "first_event_time": "TEXT",
+        "last_event_time": "TEXT",
+        "events": "INTEGER",
+        "views": "INTEGER",
+        "addtocarts": "INTEGER",
+        "transactions": "INTEGER",
+        "sessions": "INTEGER",
+        "orders": "INTEGER",
+        "segment": "TEXT",
+    },
+    "daily_cart_abandonment": {
+        "date": "TEXT",
+        "cart_sessions": "INTEGER",
+        "abandoned_sessions": "INTEGER",
+        "abandonment_rate": "REAL",
+        "recovered_sessions": "INTEGER",
+        "recovery_rate": "REAL",
+    },
+    "purchase_timing": {
+        "visitorid": "INTEGER REFERENCES visitors(visitorid)",
+        "itemid": "INTEGER",
+        "transactionid": "INTEGER",
+        "purchase_time": "TEXT",
+        "first_view_time": "TEXT",
+        "first_cart_time": "TEXT",
+        "seconds_view_to_purchase": "REAL",
+        "seconds_cart_to_purchase": "REAL",
+        "sessions_to_purchase": "INTEGER",
+    },
+    "cohort_retention": {
+        "cohort_week": "TEXT",
+        "week_number": "INTEGER",
+        "visitors": "INTEGER",
+        "active_visitors": "INTEGER",
+        "buyers": "INTEGER",
+        "retention_rate": "REAL",
+        "purchase_rate": "REAL",
+    },
+    "category_daily_funnel": {
+        "date": "TEXT",
+        "root_categoryid": "INTEGER",
+        "visitors": "INTEGER",
+        "viewers": "INTEGER",
+        "carters": "INTEGER",
+        "buyers": "INTEGER",
+        "view_to_cart_rate": "REAL",
+        "cart_to_purchase_rate": "REAL",
+        "view_to_purchase_rate": "REAL",
+    },
+    "item_pairs": {
+        "itemid": "INTEGER",
+        "rank": "INTEGER",
+        "other_itemid": "INTEGER",
+        "together": "INTEGER",
+        "lift": "REAL",
+    },
+    "item_property_history": {
+        "itemid": "INTEGER",
+        "property": "TEXT",
+        "value": "TEXT",
+        "valid_from_ms": "INTEGER",
+        "valid_to_ms": "INTEGER",
+        "valid_from": "TEXT",
+        "valid_to": "TEXT",
     },
 }
 EVENTS_VIEW_COLUMNS = ("timestamp_ms", "visitorid", "event", "itemid", "transactionid")
@@ -521,6 +593,14 @@ def sessions_table(enriched: list[dict]) -> list[dict]:
         members = sorted(members, key=lambda e: (e["timestamp_ms"], e["source_line"]))
         first, last = members[0], members[-1]
         transactions = sum(1 for e in members if e["event"] == "transaction")
+        carted = {e["itemid"] for e in members if e["event"] == "addtocart"}
+        abandoned_cart = None if not carted else (0 if transactions > 0 else 1)
+        recovered = None
+        if abandoned_cart == 1:
+            # a transaction of a carted item by the same visitor in a later session of theirs
+            recovered = 1 if any(e["visitorid"] == visitorid and e["session_id"] > session_id
+                                 and e["event"] == "transaction" and e["itemid"] in carted
+                                 for e in enriched) else 0
         sessions.append({
             "visitorid": visitorid,
             "session_id": session_id,
@@ -532,31 +612,241 @@ def sessions_table(enriched: list[dict]) -> list[dict]:
             "addtocarts": sum(1 for e in members if e["event"] == "addtocart"),
             "transactions": transactions,
             "converted": 1 if transactions > 0 else 0,
+            "cart_items": len(carted),
+            "abandoned_cart": abandoned_cart,
+            "recovered": recovered,
         })
     return sessions
 
 
-def daily_funnel_table(enriched: list[dict]) -> list[dict]:
-    def ratio(numerator: int, denominator: int) -> float | None:
-        return None if denominator == 0 else numerator / denominator
+def ratio(numerator: int, denominator: int) -> float | None:
+    """A rate as a fraction; None (NULL) where the divisor is 0."""
+    return None if denominator == 0 else numerator / denominator
 
+
+def funnel_counts(events: list[dict]) -> dict:
+    """visitors, viewers, carters, buyers of some events, and the three rates between them."""
+    viewers = len({e["visitorid"] for e in events if e["event"] == "view"})
+    carters = len({e["visitorid"] for e in events if e["event"] == "addtocart"})
+    buyers = len({e["visitorid"] for e in events if e["event"] == "transaction"})
+    return {
+        "visitors": len({e["visitorid"] for e in events}),
+        "viewers": viewers,
+        "carters": carters,
+        "buyers": buyers,
+        "view_to_cart_rate": ratio(carters, viewers),
+        "cart_to_purchase_rate": ratio(buyers, carters),
+        "view_to_purchase_rate": ratio(buyers, viewers),
+    }
+
+
+def daily_funnel_table(enriched: list[dict]) -> list[dict]:
     funnel = []
-    for date in sorted({e["event_date"] for e in enriched}):
-        day = [e for e in enriched if e["event_date"] == date]
-        viewers = len({e["visitorid"] for e in day if e["event"] == "view"})
-        carters = len({e["visitorid"] for e in day if e["event"] == "addtocart"})
-        buyers = len({e["visitorid"] for e in day if e["event"] == "transaction"})
-        funnel.append({
-            "date": date,
-            "visitors": len({e["visitorid"] for e in day}),
-            "viewers": viewers,
-            "carters": carters,
-            "buyers": buyers,
-            "view_to_cart_rate": ratio(carters, viewers),
-            "cart_to_purchase_rate": ratio(buyers, carters),
-            "view_to_purchase_rate": ratio(buyers, viewers),
-        })
+    for day in sorted({e["event_date"] for e in enriched}):
+        funnel.append({"date": day, **funnel_counts([e for e in enriched if e["event_date"] == day])})
     return funnel
+
+
+# --------------------------------------------------------------------------- analyst tables
+
+
+def events_of_visitors(enriched: list[dict]) -> dict[int, list[dict]]:
+    """Each visitor's events in per-visitor order (timestamp, then input line)."""
+    by_visitor: dict[int, list[dict]] = {}
+    for event in enriched:
+        by_visitor.setdefault(event["visitorid"], []).append(event)
+    return {visitorid: sorted(events, key=lambda e: (e["timestamp_ms"], e["source_line"]))
+            for visitorid, events in sorted(by_visitor.items())}
+
+
+def visitors_table(enriched: list[dict]) -> list[dict]:
+    """SPEC "visitors": one row per visitor of events_enriched (SPEC columns only)."""
+    visitors = []
+    for visitorid, events in events_of_visitors(enriched).items():
+        counts = {kind: sum(1 for e in events if e["event"] == kind) for kind in EVENT_TYPES}
+        if counts["transaction"] > 0:
+            segment = "buyer"
+        elif counts["addtocart"] > 0:
+            segment = "carter"
+        elif len(events) > 1:
+            segment = "browser"
+        else:
+            segment = "bounce"
+        visitors.append({
+            "visitorid": visitorid,
+            "first_event_time": events[0]["event_time"],
+            "last_event_time": events[-1]["event_time"],
+            "events": len(events),
+            "views": counts["view"],
+            "addtocarts": counts["addtocart"],
+            "transactions": counts["transaction"],
+            "sessions": max(e["session_id"] for e in events),
+            "orders": len({e["transactionid"] for e in events
+                           if e["event"] == "transaction" and e["transactionid"] is not None}),
+            "segment": segment,
+        })
+    return visitors
+
+
+def daily_cart_abandonment_table(sessions: list[dict]) -> list[dict]:
+    """SPEC "daily_cart_abandonment", from the sessions table: per UTC date of start_time, of the
+    dates with at least one session that has an addtocart."""
+    by_date: dict[str, list[dict]] = {}
+    for session in sessions:
+        if session["addtocarts"] > 0:
+            date = session["start_time"].split(" ")[0]  # the date part of the event_time text
+            by_date.setdefault(date, []).append(session)
+    rows = []
+    for date, cart_sessions in sorted(by_date.items()):
+        abandoned = sum(1 for s in cart_sessions if s["abandoned_cart"] == 1)
+        recovered = sum(1 for s in cart_sessions if s["recovered"] == 1)
+        rows.append({
+            "date": date,
+            "cart_sessions": len(cart_sessions),
+            "abandoned_sessions": abandoned,
+            "abandonment_rate": ratio(abandoned, len(cart_sessions)),
+            "recovered_sessions": recovered,
+            "recovery_rate": ratio(recovered, abandoned),
+        })
+    return rows
+
+
+def purchase_timing_table(enriched: list[dict]) -> list[dict]:
+    """SPEC "purchase_timing": one row per transaction row (SPEC columns only)."""
+    rows = []
+    for purchase in enriched:
+        if purchase["event"] != "transaction":
+            continue
+        earlier = [e for e in enriched
+                   if e["visitorid"] == purchase["visitorid"] and e["itemid"] == purchase["itemid"]
+                   and e["timestamp_ms"] <= purchase["timestamp_ms"]]
+
+        def earliest(kind: str) -> dict | None:
+            of_kind = [e for e in earlier if e["event"] == kind]
+            return min(of_kind, key=lambda e: (e["timestamp_ms"], e["source_line"])) if of_kind else None
+
+        view, cart = earliest("view"), earliest("addtocart")
+        rows.append({
+            "visitorid": purchase["visitorid"],
+            "itemid": purchase["itemid"],
+            "transactionid": purchase["transactionid"],
+            "purchase_time": purchase["event_time"],
+            "first_view_time": None if view is None else view["event_time"],
+            "first_cart_time": None if cart is None else cart["event_time"],
+            "seconds_view_to_purchase":
+                None if view is None else (purchase["timestamp_ms"] - view["timestamp_ms"]) / 1000.0,
+            "seconds_cart_to_purchase":
+                None if cart is None else (purchase["timestamp_ms"] - cart["timestamp_ms"]) / 1000.0,
+            "sessions_to_purchase": None if view is None else purchase["session_id"] - view["session_id"] + 1,
+        })
+    return rows
+
+
+def week_of(timestamp_ms: int) -> date:
+    """The Monday on or before the event's UTC date (events of the expected range only)."""
+    year, month, day, *_ = utc_parts(timestamp_ms)
+    moment = date(year, month, day)
+    return moment - timedelta(days=moment.weekday())  # weekday(): Monday 0 ... Sunday 6
+
+
+def cohort_retention_table(enriched: list[dict]) -> list[dict]:
+    """SPEC "cohort_retention", over the events inside the expected range of times only."""
+    events = [e for e in enriched if in_expected_range(e["timestamp_ms"])]
+    if not events:
+        return []
+    week_of_event = {e["source_line"]: week_of(e["timestamp_ms"]) for e in events}
+    last_week = week_of(max(e["timestamp_ms"] for e in events))
+    cohort_of: dict[int, date] = {}
+    for visitorid, visitor_events in events_of_visitors(events).items():
+        cohort_of[visitorid] = week_of_event[visitor_events[0]["source_line"]]  # the first event's week
+    rows = []
+    for cohort in sorted(set(cohort_of.values())):
+        members = {v for v, c in cohort_of.items() if c == cohort}
+        for week_number in range((last_week - cohort).days // 7 + 1):
+            week = cohort + timedelta(days=7 * week_number)
+            in_week = [e for e in events if e["visitorid"] in members and week_of_event[e["source_line"]] == week]
+            active = len({e["visitorid"] for e in in_week})
+            buyers = len({e["visitorid"] for e in in_week if e["event"] == "transaction"})
+            rows.append({
+                "cohort_week": cohort.isoformat(),
+                "week_number": week_number,
+                "visitors": len(members),
+                "active_visitors": active,
+                "buyers": buyers,
+                "retention_rate": ratio(active, len(members)),
+                "purchase_rate": ratio(buyers, len(members)),
+            })
+    return rows
+
+
+def category_daily_funnel_table(enriched: list[dict]) -> list[dict]:
+    """SPEC "category_daily_funnel": the daily funnel per (date, point-in-time root category),
+    the events without a root category forming one group (root_categoryid NULL)."""
+    groups: dict[tuple[str, int | None], list[dict]] = {}
+    for e in enriched:
+        groups.setdefault((e["event_date"], e["root_categoryid"]), []).append(e)
+    return [{"date": day, "root_categoryid": root, **funnel_counts(members)}
+            for (day, root), members in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] is not None, g[0][1] or 0))]
+
+
+MAX_ITEMS_OF_A_SHOPPING_SESSION = 50  # more distinct viewed items: a crawl
+MAX_PAIRS_PER_ITEM = 20
+
+
+def item_pairs_table(enriched: list[dict]) -> list[dict]:
+    """SPEC "item_pairs": items viewed in the same eligible session."""
+    viewed: dict[tuple[int, int], set[int]] = {}
+    for e in enriched:
+        if e["event"] == "view":
+            viewed.setdefault((e["visitorid"], e["session_id"]), set()).add(e["itemid"])
+    eligible = [items for items in viewed.values() if 1 <= len(items) <= MAX_ITEMS_OF_A_SHOPPING_SESSION]
+    n = len(eligible)
+    sessions_of: dict[int, int] = {}
+    together: dict[tuple[int, int], int] = {}
+    for items in eligible:
+        for a in items:
+            sessions_of[a] = sessions_of.get(a, 0) + 1
+            for b in items:
+                if a != b:
+                    together[(a, b)] = together.get((a, b), 0) + 1
+    rows = []
+    for a in sorted(sessions_of):
+        others = [(count, b) for (first, b), count in together.items() if first == a and count >= 2]
+        others.sort(key=lambda pair: (-pair[0], pair[1]))
+        for rank, (count, b) in enumerate(others[:MAX_PAIRS_PER_ITEM], start=1):
+            rows.append({"itemid": a, "rank": rank, "other_itemid": b, "together": count,
+                         "lift": count * n / (sessions_of[a] * sessions_of[b])})
+    return rows
+
+
+HISTORY_PROPERTIES = ("categoryid", "available")
+
+
+def item_property_history_table(snapshots: list[dict]) -> list[dict]:
+    """SPEC "item_property_history": the runs of equal values of categoryid and available.
+    ``snapshots`` are in input order, so a later one at the same timestamp overwrites."""
+    per_key: dict[tuple[int, str], dict[int, str]] = {}
+    for s in snapshots:
+        if s["property"] in HISTORY_PROPERTIES:
+            per_key.setdefault((s["itemid"], s["property"]), {})[s["timestamp_ms"]] = s["value"]
+    rows = []
+    for (itemid, prop), by_time in sorted(per_key.items()):
+        runs: list[tuple[int, str]] = []  # (first timestamp, value)
+        for timestamp in sorted(by_time):
+            if not runs or runs[-1][1] != by_time[timestamp]:
+                runs.append((timestamp, by_time[timestamp]))
+        for index, (valid_from, value) in enumerate(runs):
+            valid_to = runs[index + 1][0] if index + 1 < len(runs) else None
+            rows.append({
+                "itemid": itemid,
+                "property": prop,
+                "value": value,
+                "valid_from_ms": valid_from,
+                "valid_to_ms": valid_to,
+                "valid_from": format_time(valid_from),
+                "valid_to": None if valid_to is None else format_time(valid_to),
+            })
+    return rows
 
 
 def build_reference(data_dir) -> dict[str, list[dict]]:
@@ -599,16 +889,24 @@ def build_reference(data_dir) -> dict[str, list[dict]]:
          "value": sum(1 for e in enriched if not in_expected_range(e["timestamp_ms"])),
          "detail": "events before 2000-01-01 or from 2100-01-01 UTC on"},
     ]
+    sessions = sessions_table(enriched)
     return {
         "events_enriched": enriched,
         "item_properties": latest_item_properties(snapshots),
         "category_tree": tree,
         "event_type_counts": type_counts,
         "hourly_trend": trend,
-        "sessions": sessions_table(enriched),
+        "sessions": sessions,
         "daily_funnel": daily_funnel_table(enriched),
         "rejected_rows": rejected,
         "data_quality": quality,
+        "visitors": visitors_table(enriched),
+        "daily_cart_abandonment": daily_cart_abandonment_table(sessions),
+        "purchase_timing": purchase_timing_table(enriched),
+        "cohort_retention": cohort_retention_table(enriched),
+        "category_daily_funnel": category_daily_funnel_table(enriched),
+        "item_pairs": item_pairs_table(enriched),
+        "item_property_history": item_property_history_table(snapshots),
     }
 
 

@@ -147,13 +147,16 @@ def test_session_gap_of_exactly_30_minutes_and_one_ms_more(tmp_path):
     assert tables["sessions"] == [
         {"visitorid": 1, "session_id": 1, "start_time": "2015-06-01 00:00:00.000",
          "end_time": "2015-06-01 00:30:00.000", "duration_s": 1800.0, "events": 2, "views": 2,
-         "addtocarts": 0, "transactions": 0, "converted": 0},
+         "addtocarts": 0, "transactions": 0, "converted": 0, "cart_items": 0, "abandoned_cart": None,
+         "recovered": None},
         {"visitorid": 1, "session_id": 2, "start_time": "2015-06-01 01:00:00.001",
          "end_time": "2015-06-01 01:00:00.001", "duration_s": 0.0, "events": 1, "views": 0,
-         "addtocarts": 1, "transactions": 0, "converted": 0},
+         "addtocarts": 1, "transactions": 0, "converted": 0, "cart_items": 1, "abandoned_cart": 1,
+         "recovered": 0},
         {"visitorid": 2, "session_id": 1, "start_time": "2015-06-01 01:00:00.001",
          "end_time": "2015-06-01 01:00:00.001", "duration_s": 0.0, "events": 1, "views": 1,
-         "addtocarts": 0, "transactions": 0, "converted": 0},
+         "addtocarts": 0, "transactions": 0, "converted": 0, "cart_items": 0, "abandoned_cart": None,
+         "recovered": None},
     ]
 
 
@@ -418,5 +421,281 @@ def test_write_sqlite_creates_every_table_and_the_events_view(tmp_path):
             assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == len(rows)
         types = {row[1]: row[2] for row in connection.execute("PRAGMA table_info(hourly_trend)")}
         assert types == {"hour": "TEXT", "total_events": "INTEGER", "rolling_avg_24h": "REAL", "rolling_avg_168h": "REAL"}
+    finally:
+        connection.close()
+
+
+# --------------------------------------------------------------------------- analyst tables
+
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+
+
+def columns(rows, *names):
+    return [tuple(row[name] for name in names) for row in rows]
+
+
+def test_visitors_sessions_cart_columns_and_daily_cart_abandonment(tmp_path):
+    events = (
+        f"{T0},1,view,1,\n"                          # 2  v1 s1; ties with the next line
+        f"{T0},1,addtocart,1,\n"                     # 3
+        f"{T0 + MINUTE},1,addtocart,2,\n"            # 4
+        f"{T0 + 2 * MINUTE},1,addtocart,1,\n"        # 5  item 1 again: cart_items stays 2
+        f"{T0 + 2 * HOUR},1,transaction,2,900\n"     # 6  v1 s2: item 2 carted in s1, bought later
+        f"{T0 + 2 * HOUR},1,transaction,3,900\n"     # 7  same order id
+        f"{T0 + 2 * HOUR + MINUTE},1,transaction,1,901\n"  # 8
+        f"{T0 + 10 * MINUTE},2,addtocart,5,\n"       # 9  v2 s1: carted and bought in the session
+        f"{T0 + 11 * MINUTE},2,transaction,5,902\n"  # 10
+        f"{T0 + 5 * HOUR},2,addtocart,6,\n"          # 11 v2 s2: abandoned
+        f"{T0 + 10 * HOUR},2,transaction,5,903\n"    # 12 v2 s3: buys item 5 (not carted in s2)
+        f"{T0 + HOUR},3,transaction,7,904\n"         # 13 v3 s1: bought before...
+        f"{T0 + DAY + HOUR},3,addtocart,7,\n"        # 14 v3 s2: ...carted later: not recovered
+        f"{T0},4,view,8,\n{T0 + 1},4,view,8,\n"      # 15, 16 v4: browser
+        f"{T0 + 3 * HOUR},5,view,9,\n"               # 17 v5: bounce
+        f"{T0 + DAY - 10 * MINUTE},6,view,9,\n"      # 18 v6 s1 starts 2015-06-01 23:50
+        f"{T0 + DAY + 10 * MINUTE},6,addtocart,9,\n"  # 19 ... its addtocart is on 2015-06-02
+        f"{T0 + 2 * DAY},7,addtocart,1,\n"           # 20 v7: a cart session that converts
+        f"{T0 + 2 * DAY + 1},7,transaction,1,905\n"  # 21
+    )
+    tables = build_reference(make_data(tmp_path, events))
+    assert tables["visitors"] == [
+        {"visitorid": 1, "first_event_time": "2015-06-01 00:00:00.000", "last_event_time": "2015-06-01 02:01:00.000",
+         "events": 7, "views": 1, "addtocarts": 3, "transactions": 3, "sessions": 2, "orders": 2, "segment": "buyer"},
+        {"visitorid": 2, "first_event_time": "2015-06-01 00:10:00.000", "last_event_time": "2015-06-01 10:00:00.000",
+         "events": 4, "views": 0, "addtocarts": 2, "transactions": 2, "sessions": 3, "orders": 2, "segment": "buyer"},
+        {"visitorid": 3, "first_event_time": "2015-06-01 01:00:00.000", "last_event_time": "2015-06-02 01:00:00.000",
+         "events": 2, "views": 0, "addtocarts": 1, "transactions": 1, "sessions": 2, "orders": 1, "segment": "buyer"},
+        {"visitorid": 4, "first_event_time": "2015-06-01 00:00:00.000", "last_event_time": "2015-06-01 00:00:00.001",
+         "events": 2, "views": 2, "addtocarts": 0, "transactions": 0, "sessions": 1, "orders": 0, "segment": "browser"},
+        {"visitorid": 5, "first_event_time": "2015-06-01 03:00:00.000", "last_event_time": "2015-06-01 03:00:00.000",
+         "events": 1, "views": 1, "addtocarts": 0, "transactions": 0, "sessions": 1, "orders": 0, "segment": "bounce"},
+        {"visitorid": 6, "first_event_time": "2015-06-01 23:50:00.000", "last_event_time": "2015-06-02 00:10:00.000",
+         "events": 2, "views": 1, "addtocarts": 1, "transactions": 0, "sessions": 1, "orders": 0, "segment": "carter"},
+        {"visitorid": 7, "first_event_time": "2015-06-03 00:00:00.000", "last_event_time": "2015-06-03 00:00:00.001",
+         "events": 2, "views": 0, "addtocarts": 1, "transactions": 1, "sessions": 1, "orders": 1, "segment": "buyer"},
+    ]
+    assert columns(tables["sessions"], "visitorid", "session_id", "addtocarts", "transactions", "cart_items",
+                   "abandoned_cart", "recovered") == [
+        (1, 1, 3, 0, 2, 1, 1),        # item 2 bought in session 2
+        (1, 2, 0, 3, 0, None, None),  # no addtocart
+        (2, 1, 1, 1, 1, 0, None),     # converted: not abandoned
+        (2, 2, 1, 0, 1, 1, 0),        # item 6 never bought
+        (2, 3, 0, 1, 0, None, None),
+        (3, 1, 0, 1, 0, None, None),
+        (3, 2, 1, 0, 1, 1, 0),        # item 7 was bought in an earlier session only
+        (4, 1, 0, 0, 0, None, None),
+        (5, 1, 0, 0, 0, None, None),
+        (6, 1, 1, 0, 1, 1, 0),
+        (7, 1, 1, 1, 1, 0, None),
+    ]
+    assert tables["daily_cart_abandonment"] == [
+        # v1 s1, v2 s1, v2 s2 and v6 s1 (started 23:50, its addtocart after midnight)
+        {"date": "2015-06-01", "cart_sessions": 4, "abandoned_sessions": 3, "abandonment_rate": 0.75,
+         "recovered_sessions": 1, "recovery_rate": 1 / 3},
+        {"date": "2015-06-02", "cart_sessions": 1, "abandoned_sessions": 1, "abandonment_rate": 1.0,
+         "recovered_sessions": 0, "recovery_rate": 0.0},
+        {"date": "2015-06-03", "cart_sessions": 1, "abandoned_sessions": 0, "abandonment_rate": 0.0,
+         "recovered_sessions": 0, "recovery_rate": None},
+    ]
+
+
+def test_purchase_timing_ties_purchases_without_a_view_and_several_sessions(tmp_path):
+    events = (
+        f"{T0 + 1000},10,transaction,1,50\n"          # 2  a view at the same time, later in input, counts
+        f"{T0 + 1000},10,view,1,\n"                   # 3
+        f"{T0},11,addtocart,2,\n"                     # 4  carted, never viewed
+        f"{T0 + 5000},11,transaction,2,51\n"          # 5
+        f"{T0 + HOUR},12,transaction,2,52\n"          # 6  nothing before it
+        f"{T0 + HOUR + 1},12,view,2,\n"               # 7  a view after the purchase does not count
+        f"{T0 - HOUR},12,view,3,\n"                   # 8  a view of another item does not count
+        f"{T0 - HOUR},14,view,2,\n"                   # 9  another visitor's view does not count
+        f"{T0},13,view,3,\n"                          # 10 v13 s1: the earliest view
+        f"{T0 + 5 * MINUTE},13,view,3,\n"             # 11
+        f"{T0 + 2 * HOUR},13,addtocart,3,\n"          # 12 v13 s2: the earliest addtocart
+        f"{T0 + 2 * HOUR + MINUTE},13,addtocart,3,\n"  # 13
+        f"{T0 + 5 * HOUR},13,transaction,3,60\n"      # 14 v13 s3
+        f"{T0 + 5 * HOUR + 1000},13,transaction,3,61\n"  # 15
+    )
+    tables = build_reference(make_data(tmp_path, events))
+    assert tables["purchase_timing"] == [
+        {"visitorid": 10, "itemid": 1, "transactionid": 50, "purchase_time": "2015-06-01 00:00:01.000",
+         "first_view_time": "2015-06-01 00:00:01.000", "first_cart_time": None,
+         "seconds_view_to_purchase": 0.0, "seconds_cart_to_purchase": None, "sessions_to_purchase": 1},
+        {"visitorid": 11, "itemid": 2, "transactionid": 51, "purchase_time": "2015-06-01 00:00:05.000",
+         "first_view_time": None, "first_cart_time": "2015-06-01 00:00:00.000",
+         "seconds_view_to_purchase": None, "seconds_cart_to_purchase": 5.0, "sessions_to_purchase": None},
+        {"visitorid": 12, "itemid": 2, "transactionid": 52, "purchase_time": "2015-06-01 01:00:00.000",
+         "first_view_time": None, "first_cart_time": None,
+         "seconds_view_to_purchase": None, "seconds_cart_to_purchase": None, "sessions_to_purchase": None},
+        {"visitorid": 13, "itemid": 3, "transactionid": 60, "purchase_time": "2015-06-01 05:00:00.000",
+         "first_view_time": "2015-06-01 00:00:00.000", "first_cart_time": "2015-06-01 02:00:00.000",
+         "seconds_view_to_purchase": 18000.0, "seconds_cart_to_purchase": 10800.0, "sessions_to_purchase": 3},
+        {"visitorid": 13, "itemid": 3, "transactionid": 61, "purchase_time": "2015-06-01 05:00:01.000",
+         "first_view_time": "2015-06-01 00:00:00.000", "first_cart_time": "2015-06-01 02:00:00.000",
+         "seconds_view_to_purchase": 18001.0, "seconds_cart_to_purchase": 10801.0, "sessions_to_purchase": 3},
+    ]
+
+
+def test_cohort_retention_weeks_and_events_outside_the_expected_range(tmp_path):
+    sunday_end = T0 + WEEK - 1  # 2015-06-07 23:59:59.999, a Sunday: still the week of Monday 2015-06-01
+    events = (
+        f"{sunday_end},1,view,1,\n"                   # 2  v1: cohort 2015-06-01
+        f"{T0 + WEEK},1,view,1,\n"                    # 3  Monday 2015-06-08: week 1
+        f"{T0 + WEEK},2,view,1,\n"                    # 4  v2: cohort 2015-06-08...
+        f"946684799999,2,view,1,\n"                   # 5  ...its 1999-12-31 event is left out
+        f"{T0 + 3 * WEEK},2,transaction,1,70\n"       # 6  week 2 of its cohort; the last week of the data
+        f"4102444800000,3,addtocart,1,\n"             # 7  v3: only an event in 2100: in no cohort
+        f"{T0},4,view,1,\n"                           # 8  v4: cohort 2015-06-01, buys in week 0
+        f"{T0 + HOUR},4,transaction,1,71\n"           # 9
+    )
+    tables = build_reference(make_data(tmp_path, events))
+    assert columns(tables["cohort_retention"], "cohort_week", "week_number", "visitors", "active_visitors",
+                   "buyers", "retention_rate", "purchase_rate") == [
+        ("2015-06-01", 0, 2, 2, 1, 1.0, 0.5),
+        ("2015-06-01", 1, 2, 1, 0, 0.5, 0.0),
+        ("2015-06-01", 2, 2, 0, 0, 0.0, 0.0),
+        ("2015-06-01", 3, 2, 0, 0, 0.0, 0.0),
+        ("2015-06-08", 0, 1, 1, 0, 1.0, 0.0),
+        ("2015-06-08", 1, 1, 0, 0, 0.0, 0.0),
+        ("2015-06-08", 2, 1, 1, 1, 1.0, 1.0),
+    ]
+    # ...while every other analyst table counts the events outside the range
+    visitors = {row["visitorid"]: row for row in tables["visitors"]}
+    assert sorted(visitors) == [1, 2, 3, 4]
+    assert visitors[2]["events"] == 3 and visitors[2]["first_event_time"] == "1999-12-31 23:59:59.999"
+    assert visitors[3]["segment"] == "carter" and visitors[3]["first_event_time"] == "2100-01-01 00:00:00.000"
+    assert [row["date"] for row in tables["daily_cart_abandonment"]] == ["2100-01-01"]
+    assert [row["date"] for row in tables["category_daily_funnel"]] == [
+        "1999-12-31", "2015-06-01", "2015-06-07", "2015-06-08", "2015-06-22", "2100-01-01"]
+    assert len(tables["purchase_timing"]) == 2
+    # v2's 1999 view is its first view of item 1: three sessions before the purchase (1999, 06-08, 06-22)
+    assert tables["purchase_timing"][0]["first_view_time"] == "1999-12-31 23:59:59.999"
+    assert tables["purchase_timing"][0]["sessions_to_purchase"] == 3
+
+
+def test_cohort_retention_is_empty_without_events_in_the_expected_range(tmp_path):
+    tables = build_reference(make_data(tmp_path, "0,1,view,1,\n"))
+    assert tables["cohort_retention"] == [] and len(tables["visitors"]) == 1
+
+
+def test_category_daily_funnel_by_point_in_time_root(tmp_path):
+    properties = (
+        f"{T0},10,categoryid,2\n"           # item 10: category 2 (root 1) ...
+        f"{T0 + HOUR},10,categoryid,3\n"    # ... then 3 (a root)
+        f"{T0},11,categoryid,3\n"
+        f"{T0},12,categoryid,99\n"          # not in the tree: root NULL
+    )
+    events = (
+        f"{T0},1,view,10,\n"                # root 1
+        f"{T0 + 1},1,addtocart,11,\n"       # root 3
+        f"{T0},2,view,12,\n"                # NULL
+        f"{T0 + 1},2,view,13,\n"            # item without snapshots: NULL
+        f"{T0 + 2},2,transaction,13,5\n"    # NULL
+        f"{T0 + 2 * HOUR},3,view,10,\n"     # root 3 by now
+        f"{T0 + DAY},1,view,10,\n"          # root 3, the next day
+    )
+    tables = build_reference(make_data(tmp_path, events, properties, "1,\n2,1\n3,\n"))
+    assert tables["category_daily_funnel"] == [
+        {"date": "2015-06-01", "root_categoryid": None, "visitors": 1, "viewers": 1, "carters": 0, "buyers": 1,
+         "view_to_cart_rate": 0.0, "cart_to_purchase_rate": None, "view_to_purchase_rate": 1.0},
+        {"date": "2015-06-01", "root_categoryid": 1, "visitors": 1, "viewers": 1, "carters": 0, "buyers": 0,
+         "view_to_cart_rate": 0.0, "cart_to_purchase_rate": None, "view_to_purchase_rate": 0.0},
+        {"date": "2015-06-01", "root_categoryid": 3, "visitors": 2, "viewers": 1, "carters": 1, "buyers": 0,
+         "view_to_cart_rate": 1.0, "cart_to_purchase_rate": 0.0, "view_to_purchase_rate": 0.0},
+        {"date": "2015-06-02", "root_categoryid": 3, "visitors": 1, "viewers": 1, "carters": 0, "buyers": 0,
+         "view_to_cart_rate": 0.0, "cart_to_purchase_rate": None, "view_to_purchase_rate": 0.0},
+    ]
+
+
+def session_of_views(visitorid, items, start=T0):
+    return "".join(f"{start + k},{visitorid},view,{item},\n" for k, item in enumerate(items))
+
+
+def test_item_pairs_sessions_of_50_and_51_items_ties_and_lift(tmp_path):
+    events = (
+        session_of_views(1, [*range(1, 51), 1])      # 50 distinct items (item 1 twice): eligible
+        + session_of_views(2, range(1, 52))          # 51 distinct items: a crawl, left out
+        + session_of_views(3, [1, 2]) + f"{T0 + 5},3,addtocart,3,\n"  # an addtocart is not a view
+        + session_of_views(4, [1, 3])
+        + f"{T0},5,addtocart,1,\n"                   # no view: not an eligible session
+        + session_of_views(6, [1])                   # one item: counts in N and sessions(1)
+        + session_of_views(7, [2, 5])
+        + session_of_views(7, [2, 1], start=T0 + DAY)  # v7's second session: not its first
+    )
+    tables = build_reference(make_data(tmp_path, events))
+    # N = 6 (v1, v3, v4, v6, v7 s1, v7 s2); sessions(1) = 5, sessions(2) = 4, sessions(3) = 2, sessions(5) = 2
+    # together(1, 2) = 3 (v1, v3, v7 s2), (1, 3) = 2 (v1, v4), (2, 5) = 2 (v1, v7 s1), others 1
+    assert columns(tables["item_pairs"], "itemid", "rank", "other_itemid", "together", "lift") == [
+        (1, 1, 2, 3, 3 * 6 / (5 * 4)),
+        (1, 2, 3, 2, 2 * 6 / (5 * 2)),
+        (2, 1, 1, 3, 3 * 6 / (4 * 5)),
+        (2, 2, 5, 2, 2 * 6 / (4 * 2)),
+        (3, 1, 1, 2, 2 * 6 / (2 * 5)),
+        (5, 1, 2, 2, 2 * 6 / (2 * 4)),
+    ]
+
+
+def test_item_pairs_keep_the_best_20_smaller_other_item_first_on_ties(tmp_path):
+    items = [0, *range(1, 26)]
+    events = session_of_views(100, items) + session_of_views(101, items) + session_of_views(102, [0, 25])
+    tables = build_reference(make_data(tmp_path, events))
+    rows = [row for row in tables["item_pairs"] if row["itemid"] == 0]
+    assert columns(rows, "rank", "other_itemid", "together") == [(1, 25, 3)] + [(k + 1, k, 2) for k in range(1, 20)]
+    assert rows[0]["lift"] == 3 * 3 / (3 * 3)
+    assert rows[1]["lift"] == 2 * 3 / (3 * 2)
+    per_item = {}
+    for row in tables["item_pairs"]:
+        per_item.setdefault(row["itemid"], []).append(row["rank"])
+    assert sorted(per_item) == list(range(26))
+    assert all(ranks == list(range(1, 21)) for ranks in per_item.values())
+
+
+def test_item_property_history_runs_ties_and_a_value_that_comes_back(tmp_path):
+    part1 = PROPERTIES_HEADER + (
+        f"{T0},1,categoryid,5\n"
+        f"{T0 + 10},1,categoryid,6\n"
+        f"{T0 + 10},1,categoryid,5\n"   # same timestamp, later in input: 5, so no change at T0 + 10
+        f"{T0 + 20},1,categoryid,7\n"   # loses to part2's 8 at the same timestamp
+        f"{T0 + 30},1,categoryid,5\n"   # 5 -> 8 -> 5: a third run
+        f"{T0 + 40},1,categoryid,5\n"   # same value: merged
+        f"{T0 + 5},1,available,1\n"     # out of time order in the file
+        f"{T0},1,available,1\n"
+        f"{T0 + 50},1,available,0\n"
+        f"{T0},1,888,x\n"               # other properties have no history
+        f"{T0},2,categoryid,7.0\n"
+        f"{T0 + 1},2,categoryid,7\n"    # the same integer, other text: a change of the value as read
+        f"-1,3,available,n1.000\n"      # any text, any time
+    )
+    part2 = PROPERTIES_HEADER + f"{T0 + 20},1,categoryid,8\n"
+    tables = build_reference(make_data(tmp_path, **{"item_properties_part1.csv": part1,
+                                                    "item_properties_part2.csv": part2}))
+    assert columns(tables["item_property_history"], "itemid", "property", "value", "valid_from_ms",
+                   "valid_to_ms") == [
+        (1, "available", "1", T0, T0 + 50),
+        (1, "available", "0", T0 + 50, None),
+        (1, "categoryid", "5", T0, T0 + 20),
+        (1, "categoryid", "8", T0 + 20, T0 + 30),
+        (1, "categoryid", "5", T0 + 30, None),
+        (2, "categoryid", "7.0", T0, T0 + 1),
+        (2, "categoryid", "7", T0 + 1, None),
+        (3, "available", "n1.000", -1, None),
+    ]
+    first, last = tables["item_property_history"][0], tables["item_property_history"][-1]
+    assert (first["valid_from"], first["valid_to"]) == ("2015-06-01 00:00:00.000", "2015-06-01 00:00:00.050")
+    assert (last["valid_from"], last["valid_to"]) == ("1969-12-31 23:59:59.999", None)
+
+
+def test_write_sqlite_declares_the_visitor_foreign_keys(tmp_path):
+    tables = build_reference(make_data(tmp_path / "data", f"{T0},1,view,5,\n{T0 + 1},1,transaction,5,8\n"))
+    database = tmp_path / "out.db"
+    write_sqlite(tables, database)
+    connection = sqlite3.connect(database)
+    try:
+        for table in ("events_enriched", "sessions", "purchase_timing"):
+            links = [(row[2], row[3], row[4]) for row in connection.execute(f"PRAGMA foreign_key_list({table})")]
+            assert links == [("visitors", "visitorid", "visitorid")], table
+        assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert connection.execute("SELECT * FROM visitors").fetchall() == [
+            (1, "2015-06-01 00:00:00.000", "2015-06-01 00:00:00.001", 2, 1, 0, 1, 1, 1, "buyer")]
     finally:
         connection.close()

@@ -61,6 +61,13 @@ EVENT_LINES = [
     f"{T0 + 26 * H + 1},505,view,3,",
     *(f"{T0 + k * 20 * H + 7},303,view,4," for k in range(11)),  # a visitor over eight days
     f"{T0 + 201 * H},303,addtocart,4,",
+    f"{T0 + 100 * H},707,view,1,",               # items 1 and 2 viewed together again (item_pairs)...
+    f"{T0 + 100 * H + 1},707,view,2,",
+    f"{T0 + 150 * H},707,view,2,",               # ...and again, in a later session
+    f"{T0 + 150 * H + 1},707,view,1,",
+    *(f"{T0 + h * H},808,view,{item}," for h in (170, 180) for item in (2, 3)),  # items 2 and 3 twice;
+    f"{T0 + 60 * H},909,addtocart,4,",           # 808 is of the cohort of Monday 2015-06-08
+    f"{T0 + 62 * H},909,transaction,4,6000",     # a cart abandoned, then bought in a later session
 ]
 PROPERTY_LINES = [
     f"{T0 - 24 * H},1,categoryid,10",
@@ -118,6 +125,17 @@ def dirty_tables(tmp_path_factory):
     assert {row["session_id"] for row in tables["events_enriched"] if row["visitorid"] == 202} == {1, 2}
     assert any(row["view_to_purchase"] == 1 for row in tables["events_enriched"])
     assert len(tables["hourly_trend"]) == 202
+    # ...and what the corruptions of the analyst tables rely on
+    assert [(r["itemid"], r["rank"], r["other_itemid"], r["together"]) for r in tables["item_pairs"]] == [
+        (1, 1, 2, 3), (2, 1, 1, 3), (2, 2, 3, 2), (3, 1, 2, 2)]
+    assert {(r["abandoned_cart"], r["recovered"]) for r in tables["sessions"]} == {
+        (None, None), (0, None), (1, 0), (1, 1)}
+    assert {r["recovery_rate"] for r in tables["daily_cart_abandonment"]} == {None, 0.0, 1.0}
+    assert {r["first_view_time"] is None for r in tables["purchase_timing"]} == {True, False}
+    assert len({r["cohort_week"] for r in tables["cohort_retention"]}) == 2
+    assert None in {r["root_categoryid"] for r in tables["category_daily_funnel"]}
+    assert [(r["value"], r["valid_to_ms"] is None) for r in tables["item_property_history"]
+            if (r["itemid"], r["property"]) == (1, "categoryid")] == [("10", False), ("12", True)]
     return tables
 
 
@@ -352,6 +370,120 @@ CORRUPTIONS = [
      "point_in_time_attributes"),
     ("available_not_the_latest_after_it", [f"UPDATE events_enriched SET available = 1 WHERE itemid = 1 AND timestamp_ms > {T0 + 24 * H}"],
      "point_in_time_attributes"),
+    # SPEC "Analyst tables"
+    ("visitor_events", ["UPDATE visitors SET events = events + 1 WHERE visitorid = 101"], "visitors"),
+    ("visitor_views_moved_to_addtocarts", ["UPDATE visitors SET views = views - 1, addtocarts = addtocarts + 1 WHERE visitorid = 303"],
+     "visitors"),
+    ("visitor_missing", ["DELETE FROM visitors WHERE visitorid = 808"], "visitors"),
+    ("visitor_not_in_events", ["INSERT INTO visitors SELECT 999, first_event_time, last_event_time, events, views, addtocarts,"
+                               " transactions, sessions, orders, segment FROM visitors WHERE visitorid = 808"], "visitors"),
+    ("visitor_sessions_not_the_largest_session_id", ["UPDATE visitors SET sessions = sessions - 1 WHERE visitorid = 202"], "visitors"),
+    ("visitor_orders", ["UPDATE visitors SET orders = orders + 1 WHERE visitorid = 101"], "visitors"),
+    ("visitor_segment_carter_as_browser", ["UPDATE visitors SET segment = 'browser' WHERE visitorid = 505"], "visitors"),
+    ("visitor_segment_browser_as_bounce", ["UPDATE visitors SET segment = 'bounce' WHERE visitorid = 707"], "visitors"),
+    ("visitor_first_event_time", ["UPDATE visitors SET first_event_time = last_event_time WHERE visitorid = 303"], "visitors"),
+    ("abandoned_cart_without_addtocart", [f"UPDATE sessions SET abandoned_cart = 0 WHERE rowid = {one('sessions', 'addtocarts = 0')}"],
+     "sessions_cart_columns"),
+    ("abandoned_cart_null_with_addtocart", ["UPDATE sessions SET abandoned_cart = NULL, recovered = NULL WHERE visitorid = 505"],
+     "sessions_cart_columns"),
+    ("abandoned_cart_on_a_converted_session", ["UPDATE sessions SET abandoned_cart = 1, recovered = 0 WHERE visitorid = 101 AND session_id = 1"],
+     "sessions_cart_columns"),
+    ("recovered_on_a_converted_session", ["UPDATE sessions SET recovered = 0 WHERE abandoned_cart = 0"], "sessions_cart_columns"),
+    ("recovered_flipped", ["UPDATE sessions SET recovered = 1 - recovered WHERE visitorid = 909"], "sessions_cart_columns"),
+    ("not_recovered_flipped", ["UPDATE sessions SET recovered = 1 WHERE visitorid = 505"], "sessions_cart_columns"),
+    ("cart_items_off", ["UPDATE sessions SET cart_items = 2 WHERE visitorid = 505"], "sessions_cart_columns"),
+    ("cart_items_on_a_session_without_addtocart", [f"UPDATE sessions SET cart_items = 1 WHERE rowid = {one('sessions', 'addtocarts = 0')}"],
+     "sessions_cart_columns"),
+    ("cart_sessions", ["UPDATE daily_cart_abandonment SET cart_sessions = cart_sessions + 1 WHERE date = '2015-06-02'"],
+     "daily_cart_abandonment"),
+    ("recovered_sessions", ["UPDATE daily_cart_abandonment SET recovered_sessions = 0, recovery_rate = 0.0 WHERE date = '2015-06-03'"],
+     "daily_cart_abandonment"),
+    ("abandonment_rate", ["UPDATE daily_cart_abandonment SET abandonment_rate = 0.99 WHERE date = '2015-06-02'"], "daily_cart_abandonment"),
+    ("recovery_rate_zero_instead_of_null", ["UPDATE daily_cart_abandonment SET recovery_rate = 0.0 WHERE abandoned_sessions = 0"],
+     "daily_cart_abandonment"),
+    ("cart_date_missing", ["DELETE FROM daily_cart_abandonment WHERE date = '2015-06-09'"], "daily_cart_abandonment"),
+    ("cart_date_by_the_end_of_the_session", ["UPDATE daily_cart_abandonment SET date = '2015-06-10' WHERE date = '2015-06-09'"],
+     "daily_cart_abandonment"),
+    ("purchase_missing", ["DELETE FROM purchase_timing WHERE visitorid = 404"], "purchase_timing"),
+    ("purchase_twice", ["INSERT INTO purchase_timing SELECT * FROM purchase_timing WHERE visitorid = 202"], "purchase_timing"),
+    ("purchase_first_view_time", ["UPDATE purchase_timing SET first_view_time = purchase_time WHERE visitorid = 101"], "purchase_timing"),
+    ("purchase_view_time_without_a_view", ["UPDATE purchase_timing SET first_view_time = purchase_time,"
+                                           " seconds_view_to_purchase = 0.0, sessions_to_purchase = 1 WHERE visitorid = 404"],
+     "purchase_timing"),
+    ("purchase_first_cart_time_null", ["UPDATE purchase_timing SET first_cart_time = NULL WHERE visitorid = 909"], "purchase_timing"),
+    ("purchase_seconds_off_by_1ms", ["UPDATE purchase_timing SET seconds_view_to_purchase = seconds_view_to_purchase + 0.001"
+                                     " WHERE visitorid = 202"], "purchase_timing"),
+    ("purchase_cart_seconds_null", ["UPDATE purchase_timing SET seconds_cart_to_purchase = NULL WHERE visitorid = 101"], "purchase_timing"),
+    ("purchase_sessions", ["UPDATE purchase_timing SET sessions_to_purchase = 1 WHERE visitorid = 202"], "purchase_timing"),
+    ("cohort_week0_active", ["UPDATE cohort_retention SET active_visitors = 6, retention_rate = 6 / 7.0"
+                             " WHERE cohort_week = '2015-06-01' AND week_number = 0"], "cohort_retention"),
+    ("cohort_size", ["UPDATE cohort_retention SET visitors = 2, retention_rate = active_visitors / 2.0,"
+                     " purchase_rate = buyers / 2.0 WHERE cohort_week = '2015-06-08'"], "cohort_retention"),
+    ("cohort_week_missing", ["DELETE FROM cohort_retention WHERE cohort_week = '2015-06-01' AND week_number = 1"], "cohort_retention"),
+    ("cohort_week_after_the_last", ["INSERT INTO cohort_retention VALUES ('2015-06-08', 1, 1, 0, 0, 0.0, 0.0)"], "cohort_retention"),
+    ("cohort_week_not_a_monday", ["UPDATE cohort_retention SET cohort_week = '2015-06-07' WHERE cohort_week = '2015-06-08'"],
+     "cohort_retention"),
+    ("cohort_buyers", ["UPDATE cohort_retention SET buyers = 1, purchase_rate = 1 / 7.0 WHERE cohort_week = '2015-06-01'"
+                       " AND week_number = 1"], "cohort_retention"),
+    ("cohort_retention_rate", ["UPDATE cohort_retention SET retention_rate = 0.5 WHERE cohort_week = '2015-06-01' AND week_number = 1"],
+     "cohort_retention"),
+    ("cohort_of_an_event_outside_the_range", ["UPDATE events_enriched SET timestamp_ms = 946684799999 WHERE visitorid = 808"],
+     "cohort_retention"),
+    ("category_group_above_its_day", ["UPDATE category_daily_funnel SET visitors = visitors + 5 WHERE date = '2015-06-01' AND root_categoryid = 10"],
+     "category_daily_funnel"),
+    ("category_group_missing", ["DELETE FROM category_daily_funnel WHERE date = '2015-06-01' AND root_categoryid IS NULL"],
+     "category_daily_funnel"),
+    ("category_null_group_given_a_root", ["UPDATE category_daily_funnel SET root_categoryid = 10 WHERE date = '2015-06-08' AND root_categoryid IS NULL"],
+     "category_daily_funnel"),
+    ("category_buyers", ["UPDATE category_daily_funnel SET buyers = 0, cart_to_purchase_rate = 0.0, view_to_purchase_rate = 0.0"
+                         " WHERE date = '2015-06-03' AND root_categoryid = 50"], "category_daily_funnel"),
+    ("category_rate", ["UPDATE category_daily_funnel SET view_to_cart_rate = 0.5 WHERE date = '2015-06-01' AND root_categoryid = 10"],
+     "category_daily_funnel"),
+    ("category_rate_zero_instead_of_null", ["UPDATE category_daily_funnel SET cart_to_purchase_rate = 0.0 WHERE carters = 0"],
+     "category_daily_funnel"),
+    ("category_date_outside_daily_funnel", ["UPDATE category_daily_funnel SET date = '2015-06-10' WHERE date = '2015-06-09'"],
+     "category_daily_funnel"),
+    ("pair_together_asymmetric", ["UPDATE item_pairs SET together = 4 WHERE itemid = 1 AND other_itemid = 2"], "item_pairs"),
+    ("pair_together_both_ways", ["UPDATE item_pairs SET together = 4 WHERE itemid + other_itemid = 3"], "item_pairs"),
+    ("pair_reverse_missing", ["DELETE FROM item_pairs WHERE itemid = 3"], "item_pairs"),
+    ("pair_rank_gap", ["UPDATE item_pairs SET rank = 3 WHERE itemid = 2 AND rank = 2"], "item_pairs"),
+    ("pair_ranks_swapped", ["UPDATE item_pairs SET rank = 3 - rank WHERE itemid = 2"], "item_pairs"),
+    ("pair_rank_from_0", ["UPDATE item_pairs SET rank = rank - 1 WHERE itemid = 2"], "item_pairs"),
+    ("pair_together_below_2", ["UPDATE item_pairs SET together = 1 WHERE itemid + other_itemid = 5"], "item_pairs"),
+    ("pair_more_than_20", ["INSERT INTO item_pairs SELECT 2, 2 + k, 100 + k, 2, 1.0 FROM (WITH RECURSIVE n(k) AS"
+                           " (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 19) SELECT k FROM n)"], "item_pairs"),
+    ("pair_lift_both_ways", ["UPDATE item_pairs SET lift = lift * 1.01 WHERE itemid + other_itemid = 3"], "item_pairs"),
+    ("pair_with_itself", ["UPDATE item_pairs SET other_itemid = 3 WHERE itemid = 3"], "item_pairs"),
+    ("history_gap", ["UPDATE item_property_history SET valid_to_ms = valid_to_ms + 1 WHERE itemid = 1 AND property = 'categoryid'"
+                     " AND valid_to_ms IS NOT NULL"], "item_property_history"),
+    ("history_last_run_with_an_end", ["UPDATE item_property_history SET valid_to_ms = valid_from_ms + 1, valid_to = valid_from"
+                                      " WHERE itemid = 6"], "item_property_history"),
+    ("history_runs_overlap", ["UPDATE item_property_history SET valid_from_ms = valid_from_ms - 1 WHERE itemid = 1 AND property = 'categoryid'"
+                              " AND valid_to_ms IS NULL"], "item_property_history"),
+    ("history_same_value_twice", ["UPDATE item_property_history SET value = '10' WHERE itemid = 1 AND property = 'categoryid'"],
+     "item_property_history"),
+    ("history_valid_from_text", ["UPDATE item_property_history SET valid_from = replace(valid_from, ' ', 'T') WHERE itemid = 6"],
+     "item_property_history"),
+    ("history_valid_to_text", ["UPDATE item_property_history SET valid_to = valid_from WHERE valid_to IS NOT NULL AND itemid = 2"],
+     "item_property_history"),
+    ("history_of_another_property", ["UPDATE item_property_history SET property = '888' WHERE itemid = 6"], "item_property_history"),
+    ("history_missing_for_an_item", ["DELETE FROM item_property_history WHERE itemid = 3"], "item_property_history"),
+    ("history_last_value_not_the_latest", ["UPDATE item_property_history SET value = '0' WHERE itemid = 6"], "item_property_history"),
+    ("history_repeated_run", ["INSERT INTO item_property_history SELECT * FROM item_property_history WHERE itemid = 6"],
+     "item_property_history"),
+    ("history_value_in_effect", ["UPDATE item_property_history SET value = '11' WHERE itemid = 1 AND property = 'categoryid'"
+                                 " AND valid_to_ms IS NOT NULL"], "history_matches_events"),
+    ("history_change_moved_after_an_event", [
+        f"UPDATE item_property_history SET valid_to_ms = {T0 + 51 * H} WHERE itemid = 1 AND property = 'categoryid' AND valid_to_ms IS NOT NULL",
+        f"UPDATE item_property_history SET valid_from_ms = {T0 + 51 * H} WHERE itemid = 1 AND property = 'categoryid' AND valid_to_ms IS NULL"],
+     "history_matches_events"),
+    ("history_first_run_not_used_before_it", [f"UPDATE events_enriched SET categoryid = NULL, parent_categoryid = NULL, root_categoryid = NULL"
+                                              f" WHERE itemid = 4 AND timestamp_ms < {T0 + 100 * H}"], "history_matches_events"),
+    ("history_not_an_integer_read_as_one", [f"UPDATE events_enriched SET categoryid = 5 WHERE itemid = 2 AND timestamp_ms < {T0 + 6 * H}"],
+     "history_matches_events"),
+    ("event_available_without_history", ["UPDATE events_enriched SET available = 1 WHERE itemid = 3"], "history_matches_events"),
+    ("session_of_a_missing_visitor", ["DELETE FROM visitors WHERE visitorid = 909"], "foreign_keys"),
+    ("purchase_of_a_missing_visitor", ["UPDATE purchase_timing SET visitorid = 12345 WHERE visitorid = 404"], "foreign_keys"),
 ]
 
 
@@ -370,6 +502,39 @@ def test_each_corruption_fails_its_check(good_database, tmp_path, statements, ch
     result = run_verify("--database", database)
     assert result.returncode != 0, result.stdout
     assert check in failed_checks(result), result.stdout
+
+
+ANALYST_CHECKS = {  # check -> the table it needs
+    "visitors": "visitors",
+    "daily_cart_abandonment": "daily_cart_abandonment",
+    "purchase_timing": "purchase_timing",
+    "cohort_retention": "cohort_retention",
+    "category_daily_funnel": "category_daily_funnel",
+    "item_pairs": "item_pairs",
+    "item_property_history": "item_property_history",
+    "history_matches_events": "item_property_history",
+}
+
+
+@pytest.mark.parametrize("check, table", ANALYST_CHECKS.items(), ids=ANALYST_CHECKS)
+def test_a_missing_analyst_table_fails_its_check_as_missing(good_database, tmp_path, check, table):
+    database = tmp_path / "without.db"
+    shutil.copyfile(good_database, database)
+    with sqlite3.connect(database) as connection:
+        connection.execute(f"DROP TABLE {table}")
+    result = run_verify("--database", database)
+    assert result.returncode != 0
+    assert f"FAIL {check}: table missing: {table}" in result.stdout, result.stdout
+    assert "schema" in failed_checks(result)
+
+
+def test_sessions_without_the_cart_columns_fail_as_missing(good_database, tmp_path):
+    database = tmp_path / "without.db"
+    shutil.copyfile(good_database, database)
+    with sqlite3.connect(database) as connection:
+        connection.execute("ALTER TABLE sessions DROP COLUMN recovered")
+    result = run_verify("--database", database)
+    assert "FAIL sessions_cart_columns: column missing: sessions.recovered" in result.stdout, result.stdout
 
 
 def test_time_text_outside_sqlite_years_agrees_with_the_reference():
