@@ -212,6 +212,26 @@ def test_a_damaged_page_fails_the_file_integrity_check(good_database, tmp_path):
     assert "file_integrity" in failed_checks(result), result.stdout
 
 
+def test_an_index_that_disagrees_with_its_table_fails_the_file_integrity_check(good_database, tmp_path):
+    """An index whose entries are in a valid b-tree but do not match the table's rows (what a
+    writer of pages could get wrong: here one built DESC and declared ASC) passes SQLite's
+    quick_check, so by default verify_results.py runs integrity_check, which catches it."""
+    database = tmp_path / "wrong_index.db"
+    shutil.copyfile(good_database, database)
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE INDEX by_time ON events_enriched(timestamp_ms DESC)")
+        connection.execute("PRAGMA writable_schema = ON")
+        connection.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX by_time ON events_enriched(timestamp_ms)' "
+                           "WHERE name = 'by_time'")
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    result = run_verify("--database", database)
+    assert result.returncode != 0
+    assert "file_integrity" in failed_checks(result), result.stdout
+    quick = run_verify("--database", database, "--quick")
+    assert "file_integrity" not in failed_checks(quick), quick.stdout  # what the quick check cannot see
+
+
 def test_missing_database_fails(tmp_path):
     result = run_verify("--database", tmp_path / "nowhere.db")
     assert result.returncode != 0
