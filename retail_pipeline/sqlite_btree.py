@@ -21,12 +21,23 @@ with array operations and their pages written out as they are
 
 The result is a database that SQLite reads, checks (``PRAGMA integrity_check``) and writes like
 any other: ``tests/test_sqlite_btree.py`` compares it with the same rows inserted by SQLite.
+
+What it does not handle it refuses (:class:`NotWritable`, naming the table and the reason)
+before writing anything: a file in WAL mode, with auto-vacuum (pointer-map pages), a UTF-16
+encoding, reserved bytes at the end of each page, free pages, an unexpected page size or schema
+format, a hot journal; a column type other than INTEGER, REAL and TEXT, a generated column, a
+STRICT table, a CHECK constraint, and an index it would write that is partial, on an expression,
+DESC or not in the BINARY collation. The schema is judged as SQLite itself sees it: it is first
+created in an in-memory database and read back through SQLite's pragmas. ``[retail]
+sqlite_writer = sqlite`` builds every table through SQLite instead (:mod:`sqlite_out`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
@@ -41,6 +52,64 @@ TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR = 0x0D, 0x05, 0x0A, 0x02
 LOCK_BYTE_OFFSET = 1 << 30  # the page holding this byte of the file is never used (SQLite's PENDING_BYTE)
 PAGE_SIZE = 16384  # for new files; measured ~8% faster to fill and index than SQLite's 4096 here
 SLICE_ROWS = 1 << 16  # rows made into cells at a time: small temporaries, reused (64 K: a shard touches 140 MB of fresh memory for its cells, 256 K: 297 MB)
+TYPES = ("INTEGER", "REAL", "TEXT")  # the declared column types records are built for
+MIN_SQLITE = (3, 37, 0)  # PRAGMA table_list (with its strict flag), read to judge a schema
+JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")  # the start of a hot rollback journal
+
+
+class NotWritable(ValueError):
+    """A table, or a file, with a property the page writer does not handle: refused before
+    anything is written."""
+
+    def __init__(self, table: str, reason: str):
+        super().__init__(f"{table}: the SQLite page writer cannot write this table: {reason} "
+                         f"(set [retail] sqlite_writer = sqlite to have SQLite itself build it)")
+        self.table, self.reason = table, reason
+
+
+def valid_page_size(size: int) -> bool:
+    """A page size SQLite's format allows (a power of two from 512 to 65536): the writer handles all."""
+    return 512 <= size <= 65536 and size & (size - 1) == 0
+
+
+def header_problems(header: bytes, file_size: int | None = None) -> list[str]:
+    """What, in the 100-byte header of an SQLite file (and its size, if given), the writer does
+    not handle (https://sqlite.org/fileformat2.html#the_database_header); empty if nothing."""
+    if len(header) < 100 or header[:16] != b"SQLite format 3\x00":
+        return ["not an SQLite database"]
+    number = lambda start: int.from_bytes(header[start: start + 4], "big")  # noqa: E731
+    raw_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if raw_size == 1 else raw_size
+    problems = []
+    if not valid_page_size(page_size):
+        problems.append(f"page size {raw_size} is not a power of two from 512 to 65536")
+    if header[18] == 2 or header[19] == 2:
+        problems.append("the file is in WAL mode: pages written to it would be hidden behind the write-ahead log")
+    elif header[18] != 1 or header[19] != 1:
+        problems.append(f"file format versions {header[18]}/{header[19]} (only 1, rollback journal)")
+    if header[20]:
+        problems.append(f"{header[20]} reserved bytes at the end of each page (an extension's, e.g. checksums "
+                        f"or encryption): the writer fills pages to their end")
+    if tuple(header[21:24]) != (64, 32, 32):
+        problems.append(f"payload fractions {tuple(header[21:24])}, not (64, 32, 32)")
+    empty_schema = number(40) == 0  # (a new file's header, written by a pragma, says format 0, encoding 0)
+    if number(24) != number(92) or number(28) == 0:
+        problems.append("the header's page count is not valid (its change counter and version-valid-for differ)")
+    elif file_size is not None and valid_page_size(page_size) and number(28) * page_size != file_size:
+        problems.append(f"the header says {number(28)} pages of {page_size} bytes, the file holds {file_size} bytes")
+    if number(32) or number(36):
+        problems.append(f"{number(36)} free pages (the writer appends its pages at the end of the file, "
+                        f"and would have to use those first)")
+    if number(44) != 4 and not (empty_schema and number(44) == 0):
+        problems.append(f"schema format {number(44)} (only 4)")
+    if number(52) or number(64):
+        problems.append("auto-vacuum (pointer-map pages, which would have to list every page written)")
+    encoding = number(56)
+    if encoding in (2, 3):
+        problems.append(f"text encoding UTF-16{'le' if encoding == 2 else 'be'}: the records it writes hold UTF-8")
+    elif encoding != 1 and not (empty_schema and encoding == 0):
+        problems.append(f"text encoding {encoding} (only 1, UTF-8)")
+    return problems
 
 
 def max_local_payload(page_size: int, table_leaf: bool) -> int:
@@ -268,17 +337,15 @@ class BTreeFile:
 
     BUFFERED_PAGES = 256  # consecutive pages written at once
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, table: str | None = None):
         self.file = open(path, "r+b")
         header = self.file.read(100)
-        if header[:16] != b"SQLite format 3\x00":
-            raise ValueError(f"{path}: not an SQLite database")
+        problems = header_problems(header, os.fstat(self.file.fileno()).st_size)
+        if problems:
+            self.file.close()
+            raise NotWritable(table or os.fspath(path), "; ".join(problems))
         size = int.from_bytes(header[16:18], "big")
         self.page_size = 65536 if size == 1 else size
-        if header[20] != 0 or int.from_bytes(header[44:48], "big") != 4:
-            raise ValueError(f"{path}: only schema format 4 without reserved bytes is supported")
-        if int.from_bytes(header[24:28], "big") != int.from_bytes(header[92:96], "big"):
-            raise ValueError(f"{path}: the header's page count is not valid")
         self.pages = int.from_bytes(header[28:32], "big")
         self.lock_byte_page = LOCK_BYTE_OFFSET // self.page_size + 1
         self.buffer = np.zeros((self.BUFFERED_PAGES, self.page_size), dtype=np.uint8)
@@ -470,29 +537,137 @@ class _TableTree:
 
 # --- tables --------------------------------------------------------------------------------
 
-def _create(path: str | os.PathLike, schema: TableSchema, page_size: int,
+@dataclass(frozen=True)
+class _Facts:
+    """What SQLite made of a table's schema, as far as the writer needs it."""
+    not_null: tuple[str, ...]  # the columns SQLite refuses NULL in
+    indexes: tuple[tuple[str, tuple[str, ...], bool], ...]  # (name, key columns, unique) of the indexes the writer fills
+
+
+def _inspect(conn: sqlite3.Connection, schema: TableSchema) -> _Facts:
+    """The facts of table ``schema`` as SQLite made it in ``conn``; :class:`NotWritable` if it
+    has a property the writer does not handle (see the module's docstring)."""
+    name = schema.name
+
+    def refuse(reason: str) -> NotWritable:
+        return NotWritable(name, reason)
+
+    listed = {row[1]: row for row in conn.execute("PRAGMA main.table_list")}
+    if name not in listed:
+        raise refuse("SQLite made no table of that name")
+    _, _, kind, _, without_rowid, strict = listed[name][:6]
+    if kind != "table":
+        raise refuse(f"it is a {kind}, not an ordinary table")
+    if strict:
+        raise refuse("it is a STRICT table")
+    if bool(without_rowid) != schema.without_rowid:
+        raise refuse(f"SQLite made it {'a WITHOUT ROWID' if without_rowid else 'a rowid'} table, the schema says otherwise")
+    columns = conn.execute(f"PRAGMA main.table_xinfo([{name}])").fetchall()  # cid, name, type, notnull, default, pk, hidden
+    hidden = [column[1] for column in columns if column[6]]
+    if hidden:
+        raise refuse(f"generated (or hidden) columns: {', '.join(hidden)}")
+    types = [(column[1], (column[2] or "").upper()) for column in columns]
+    odd = [f"{column} {kind or '(no type)'}" for column, kind in types if kind not in TYPES]
+    if odd:
+        raise refuse(f"column types other than INTEGER, REAL and TEXT: {', '.join(odd)}")
+    if types != [(column, kind.upper()) for column, kind in schema.columns]:
+        raise refuse(f"SQLite's table has the columns {types}, the schema {list(schema.columns)}")
+    (sql,) = conn.execute("SELECT sql FROM main.sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    if re.search(r"\bCHECK\s*\(", sql, flags=re.IGNORECASE):
+        raise refuse("a CHECK constraint (the writer does not evaluate it)")
+    primary = [column[1] for column in sorted((c for c in columns if c[5]), key=lambda c: c[5])]
+    if primary != list(schema.primary_key):
+        raise refuse(f"SQLite's primary key is {primary}, the schema's {list(schema.primary_key)}")
+    listed_indexes = conn.execute(f"PRAGMA main.index_list([{name}])").fetchall()[::-1]  # seq, name, unique, origin, partial
+    if not without_rowid:  # is its key the rowid? (INTEGER PRIMARY KEY DESC, for one, is not)
+        alias = primary[0] if (len(primary) == 1 and dict(types)[primary[0]] == "INTEGER"
+                               and not any(row[3] == "pk" for row in listed_indexes)) else None
+        if alias != schema.rowid_alias:
+            raise refuse(f"its key {primary} {'is' if alias else 'is not'} the rowid for SQLite, the schema says otherwise")
+    written = []
+    for _, index, unique, origin, partial in listed_indexes:
+        if without_rowid and origin != "pk":
+            continue  # SQLite itself builds a WITHOUT ROWID table's other indexes
+        what = "its primary key" if without_rowid else f"index {index}"
+        if partial:
+            raise refuse(f"{what} is a partial index (WHERE ...)")
+        key = [row for row in conn.execute(f"PRAGMA main.index_xinfo([{index}])") if row[5]]  # seqno, cid, name, desc, coll, key
+        for _, cid, column, desc, collation, _ in key:
+            if cid == -2:
+                raise refuse(f"{what} is on an expression")
+            if cid < 0:
+                raise refuse(f"{what} has the rowid in its key")
+            if desc:
+                raise refuse(f"{what} orders {column} DESC")
+            if (collation or "BINARY").upper() != "BINARY":
+                raise refuse(f"{what} compares {column} in the {collation} collation (only BINARY: bytes)")
+        if not without_rowid:
+            written.append((index, tuple(row[2] for row in key), bool(unique)))
+    not_null = tuple(column[1] for column in columns if column[3] or (without_rowid and column[5]))
+    return _Facts(not_null, tuple(written))
+
+
+def check_writable(path: str | os.PathLike, schema: TableSchema, page_size: int = PAGE_SIZE) -> tuple[_Facts, bool]:
+    """Whether :func:`write_table` can add table ``schema`` to the SQLite file ``path`` (new or
+    not), judged before anything is written: :class:`NotWritable`, naming the table and the
+    reason, if not. Returns the table's facts and whether ``path`` is a new (missing or empty) file."""
+    name = schema.name
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise NotWritable(name, f"SQLite {sqlite3.sqlite_version} is older than "
+                                f"{'.'.join(map(str, MIN_SQLITE))}, whose pragmas it reads the schema with")
+    odd = [f"{column} {kind}" for column, kind in schema.columns if kind not in TYPES]
+    if odd:
+        raise NotWritable(name, f"column types other than INTEGER, REAL and TEXT: {', '.join(odd)}")
+    if schema.without_rowid and list(schema.column_names[: len(schema.primary_key)]) != list(schema.primary_key):
+        raise NotWritable(name, "a WITHOUT ROWID table must be keyed on its leading columns")
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    if size == 0:
+        if not valid_page_size(page_size):
+            raise NotWritable(name, f"page size {page_size} is not a power of two from 512 to 65536")
+    else:
+        with open(path, "rb") as f:
+            problems = header_problems(f.read(100), size)
+        journal = f"{os.fspath(path)}-journal"
+        if os.path.exists(journal):
+            with open(journal, "rb") as f:
+                if f.read(8) == JOURNAL_MAGIC:
+                    problems.append(f"{journal} is a hot journal (an interrupted transaction SQLite would roll back)")
+        if problems:
+            raise NotWritable(name, f"{os.fspath(path)}: " + "; ".join(problems))
+    conn = sqlite3.connect(":memory:")  # the schema as SQLite makes it, where nothing is at stake
+    try:
+        create_table(conn, schema, indexes=True)
+        return _inspect(conn, schema), size == 0
+    finally:
+        conn.close()
+
+
+def _create(path: str | os.PathLike, schema: TableSchema, page_size: int, new: bool,
             indexes: bool = True) -> list[tuple[str, int, list[str], bool]]:
     """Create ``schema``'s table and (if ``indexes``) its indexes, empty, in the SQLite file
-    ``path`` (made with ``page_size`` if new); return each b-tree as (name, root page, key
-    columns, unique): the table's own first (key columns: ``[]`` for a rowid table), then its
-    indexes."""
+    ``path`` (made with ``page_size``, UTF-8 and no auto-vacuum if ``new``: a build of SQLite
+    with other defaults still makes a file the writer handles); return each b-tree as (name,
+    root page, key columns, unique): the table's own first (key columns: ``[]`` for a rowid
+    table), then its indexes."""
     conn = sqlite3.connect(os.fspath(path), isolation_level=None)
     try:
-        conn.execute(f"PRAGMA page_size={page_size}")
+        if new:
+            conn.execute(f"PRAGMA page_size={page_size}")
+            conn.execute("PRAGMA auto_vacuum=NONE")
+            conn.execute("PRAGMA encoding='UTF-8'")
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("BEGIN")
         create_table(conn, schema, indexes=indexes)  # (and, empty, the tables its foreign keys reference)
         conn.execute("COMMIT")
         if conn.execute("PRAGMA freelist_count").fetchone()[0]:
-            raise ValueError(f"{path}: has free pages (the new b-trees would not be at its end)")
+            raise NotWritable(schema.name, f"{os.fspath(path)} has free pages (the new b-trees would not be at its end)")
+        facts = _inspect(conn, schema)  # (as in memory, but it is the file's that counts)
         (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = ?",
                                (schema.name,)).fetchone()
         trees = [(schema.name, root, list(schema.primary_key) if schema.without_rowid else [], True)]
-        if not schema.without_rowid:
-            for _, name, unique, *_ in conn.execute(f"PRAGMA index_list([{schema.name}])").fetchall()[::-1]:
-                (index_root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
-                columns = [row[2] for row in conn.execute(f"PRAGMA index_info([{name}])")]
-                trees.append((name, index_root, columns, bool(unique)))
+        for name, columns, unique in facts.indexes:
+            (index_root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+            trees.append((name, index_root, list(columns), unique))
         return trees
     finally:
         conn.close()
@@ -530,8 +705,10 @@ def _index_order(columns: list[pa.Array], declared: list[str]) -> np.ndarray:
     return order if order is not None else np.arange(len(columns[0]) if columns else 0)
 
 
-def _check_increasing(columns: list[pa.Array], declared: list[str], what: str) -> None:
-    """Raise ValueError unless the rows are in strictly increasing order of these columns."""
+def _check_increasing(columns: list[pa.Array], declared: list[str], what: str, nulls_distinct: bool = False) -> None:
+    """Raise ValueError unless the rows are in strictly increasing order of these columns; with
+    ``nulls_distinct`` (the entries of a UNIQUE index, in order) two rows may be equal if they
+    have a NULL in the key: SQLite takes NULLs as distinct there, and keeps such rows in rowid order."""
     if not columns or len(columns[0]) < 2:
         return
     codes = [_sort_codes(c, d) for c, d in zip(columns, declared)]
@@ -540,6 +717,8 @@ def _check_increasing(columns: list[pa.Array], declared: list[str], what: str) -
     for code in codes:
         less |= equal & (code[:-1] < code[1:])
         equal &= code[:-1] == code[1:]
+        if nulls_distinct:
+            less |= equal & (code[1:] == 0)  # equal so far, and both NULL here (NULL's code is 0)
     if not less.all():
         row = int(np.flatnonzero(~less)[0]) + 1
         raise ValueError(f"{what}: row {row} is not after row {row - 1} in key order")
@@ -551,29 +730,50 @@ def write_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[p
     """Add table ``schema`` and its indexes, holding the rows of ``tables``, to the SQLite file
     ``path`` (created if missing); return the row count.
 
-    A rowid table's rows get rowids 1, 2, ... in the order given; its cells may be given
-    already made (``cells``: the :func:`table_cells` of the same rows, in the same order).
-    A ``WITHOUT ROWID`` table's rows must come in strictly increasing key order (``ValueError``
-    otherwise; its key must be its leading columns); its other indexes, whose entries end with
-    the key, are built by SQLite itself once the table is written. INTEGER, REAL and TEXT
-    columns; strings may be dictionary-encoded.
+    A rowid table's rows get rowids 1, 2, ... in the order given (or, if its key is an INTEGER
+    PRIMARY KEY, the key's values, which must increase); its cells may be given already made
+    (``cells``: the :func:`table_cells` of the same rows, in the same order). A ``WITHOUT
+    ROWID`` table's rows must come in strictly increasing key order (``ValueError`` otherwise;
+    its key must be its leading columns); its other indexes, whose entries end with the key,
+    are built by SQLite itself once the table is written. INTEGER, REAL and TEXT columns;
+    strings may be dictionary-encoded. NULL in a NOT NULL column, or two rows with the same
+    key in a UNIQUE index (unless the key has a NULL: SQLite allows those) are ``ValueError``s.
+
+    A table or file it does not handle (:func:`check_writable`) is :class:`NotWritable`, raised
+    before anything is written (a new file made meanwhile is removed).
     """
-    if schema.without_rowid and list(schema.column_names[: len(schema.primary_key)]) != list(schema.primary_key):
-        raise ValueError(f"{schema.name}: a WITHOUT ROWID table must be keyed on its leading columns")
+    facts, new = check_writable(path, schema, page_size)
     declared = [kind for _, kind in schema.columns]
-    if schema.without_rowid:
-        trees = _create(path, schema, page_size, indexes=False)
-        written = _write_without_rowid(path, schema, declared, trees[0][1], tables, progress)
-        if schema.all_indexes:
-            conn = sqlite3.connect(os.fspath(path), isolation_level=None)
-            try:
-                conn.execute("PRAGMA journal_mode=OFF")
-                schema.create_indexes(sqlite_utils.Database(conn))
-            finally:
-                conn.close()
-        return written
-    trees = _create(path, schema, page_size)
-    return _write_rowid_table(path, schema, trees, list(tables), None if cells is None else list(cells), progress)
+    try:
+        if schema.without_rowid:
+            trees = _create(path, schema, page_size, new, indexes=False)
+            written = _write_without_rowid(path, schema, facts, declared, trees[0][1], tables, progress)
+            if schema.all_indexes:
+                conn = sqlite3.connect(os.fspath(path), isolation_level=None)
+                try:
+                    conn.execute("PRAGMA journal_mode=OFF")
+                    schema.create_indexes(sqlite_utils.Database(conn))
+                finally:
+                    conn.close()
+            return written
+        trees = _create(path, schema, page_size, new)
+        return _write_rowid_table(path, schema, facts, trees, list(tables), None if cells is None else list(cells),
+                                  progress)
+    except NotWritable:
+        if new and os.path.exists(path):  # (found out once SQLite had made the file: by a build with other defaults)
+            os.remove(path)
+        raise
+
+
+def _check_not_null(table: pa.Table, schema: TableSchema, not_null: tuple[str, ...], first_row: int = 0) -> None:
+    """Raise ValueError if a NOT NULL column has a NULL (or a NaN, which SQLite stores as NULL)."""
+    kinds = dict(schema.columns)
+    for name in not_null:
+        column = table.column(name)
+        nan = kinds[name] == "REAL" and pa.types.is_floating(column.type)
+        if column.null_count or (nan and pc.any(pc.is_nan(column)).as_py()):
+            row = int(np.flatnonzero(pc.is_null(column, nan_is_null=nan).to_numpy(zero_copy_only=False))[0])
+            raise ValueError(f"{schema.name}.{name}: NULL in a NOT NULL column (row {first_row + row + 1})")
 
 
 def table_cells(schema: TableSchema, table: pa.Table, first_rowid: int) -> pa.Table:
@@ -591,13 +791,14 @@ def _columns(table: pa.Table, schema: TableSchema, declared: list[str]) -> list[
     return [_plain(table.column(name), kind) for name, kind in zip(schema.column_names, declared)]
 
 
-def _write_without_rowid(path, schema, declared, root, tables, progress) -> int:
+def _write_without_rowid(path, schema, facts: _Facts, declared, root, tables, progress) -> int:
     keys = len(schema.primary_key)
     oversized, written, previous = [], 0, None
-    with BTreeFile(path) as file:
+    with BTreeFile(path, schema.name) as file:
         tree = file.index_tree(root)
         max_payload = max_local_payload(file.page_size, table_leaf=False)
         for table in (t.slice(s, SLICE_ROWS) for t in tables for s in range(0, t.num_rows, SLICE_ROWS)):
+            _check_not_null(table, schema, facts.not_null, written)
             columns = _columns(table, schema, declared)
             key = columns[:keys] if previous is None else [pa.concat_arrays([p, c]) for p, c in zip(previous, columns[:keys])]
             _check_increasing(key, declared[:keys], schema.name)
@@ -614,12 +815,13 @@ def _write_without_rowid(path, schema, declared, root, tables, progress) -> int:
     return written
 
 
-def _write_rowid_table(path, schema: TableSchema, trees, tables: list[pa.Table], given: list[pa.Table] | None,
-                       progress) -> int:
+def _write_rowid_table(path, schema: TableSchema, facts: _Facts, trees, tables: list[pa.Table],
+                       given: list[pa.Table] | None, progress) -> int:
     names = list(schema.column_names)
     table = pa.concat_tables([t.select(names) for t in tables]) if tables else None
     if table is None or table.num_rows == 0:
         return 0
+    _check_not_null(table, schema, facts.not_null)
     kind_of = dict(schema.columns)
     alias = schema.rowid_alias
     if alias is None:
@@ -637,7 +839,7 @@ def _write_rowid_table(path, schema: TableSchema, trees, tables: list[pa.Table],
     needed = names if given is None else sorted({c for _, _, key, _ in indexes for c in key})
     plain = {name: _plain(table.column(name), kind_of[name]) for name in needed}
     stored = plain if alias is None else {**plain, alias: pa.nulls(table.num_rows, pa.int64())}  # table records
-    with BTreeFile(path) as file:
+    with BTreeFile(path, schema.name) as file:
         # rows too big for one page (table cell, or any index entry) are left to SQLite
         max_table, max_index = (max_local_payload(file.page_size, table_leaf=leaf) for leaf in (True, False))
         if given is None:
@@ -684,7 +886,8 @@ def _write_rowid_table(path, schema: TableSchema, trees, tables: list[pa.Table],
             entry_declared = [kind_of[c] for c in key] + ["INTEGER"]
             order = _index_order(entry[:-1], entry_declared[:-1])
             if unique:
-                _check_increasing([c.take(pa.array(order)) for c in entry[:-1]], entry_declared[:-1], name)
+                _check_increasing([c.take(pa.array(order)) for c in entry[:-1]], entry_declared[:-1], name,
+                                  nulls_distinct=True)
             tree = file.index_tree(root)
             for start in range(0, len(order), SLICE_ROWS):
                 rows = pa.array(order[start: start + SLICE_ROWS])

@@ -10,6 +10,12 @@ the database in a temporary file beside the target: it takes the core over, copi
 tables in with ``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds their indexes, runs
 ``ANALYZE``, switches to rollback-journal mode and renames the file over the target. The
 target path therefore only ever holds a complete database.
+
+With ``[retail] sqlite_writer = sqlite`` (``writer="sqlite"`` here) no page is written by the
+pipeline: the big tables too go in through the ADBC driver (SQLite's own insert path) and their
+indexes are built by ``CREATE INDEX``. It is slower, and the way out for anyone who distrusts the
+page writer or runs a SQLite it refuses; ``tests/test_sqlite_writers.py`` requires both to
+publish the same tables, row for row.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from .sqlite_btree import PAGE_SIZE
 
 BATCH_ROWS = 1_000_000  # rows handed to SQLite at a time (and between progress reports)
 MMAP_SIZE = 1 << 32  # bytes of a file SQLite may map (the whole database, at full scale 1.1 GB)
+WRITERS = ("pages", "sqlite")  # [retail] sqlite_writer: sqlite_btree's pages, or SQLite's own insert path
 CACHE_SIZE = -2000  # SQLite's default page cache (2 MB): larger caches and in-memory sorting were slower here, their fresh memory costs more in page faults than it saves
 
 
@@ -53,6 +60,8 @@ def _fast_connection(path: str | os.PathLike) -> sqlite3.Connection:
 def _sqlite_ready(column: pa.ChunkedArray, declared: str) -> pa.ChunkedArray:
     """A column in an Arrow type the ADBC driver binds as the declared SQLite type."""
     kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
     if declared == "INTEGER" and (pa.types.is_boolean(kind) or (pa.types.is_integer(kind) and kind != pa.int64())):
         return column.cast(pa.int64())
     if declared == "REAL" and pa.types.is_integer(kind):
@@ -77,6 +86,19 @@ def write_table(
     """
     if os.path.exists(path):
         os.remove(path)
+    conn = sqlite3.connect(os.fspath(path), isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        create_table(conn, schema, indexes=False)  # publishing indexes the table once it has its rows
+    finally:
+        conn.close()
+    return _ingest(tables, schema, path, progress)
+
+
+def _ingest(tables: pa.Table | Iterable[pa.Table], schema: TableSchema, path: str | os.PathLike,
+            progress: Callable[[int], None] | None = None) -> int:
+    """Append the rows of ``tables`` to table ``schema`` (which exists) of the SQLite file ``path``
+    through the ADBC driver; return the row count."""
     if isinstance(tables, pa.Table):
         tables = [tables]
     ready = (pa.Table.from_arrays([_sqlite_ready(table.column(name), declared) for name, declared in schema.columns],
@@ -93,12 +115,6 @@ def write_table(
                 if progress is not None:
                     progress(written)
 
-    conn = sqlite3.connect(os.fspath(path), isolation_level=None)
-    try:
-        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-        create_table(conn, schema, indexes=False)  # publishing indexes the table once it has its rows
-    finally:
-        conn.close()
     with adbc_sqlite.connect(os.fspath(path), autocommit=True) as conn:
         cursor = conn.cursor()
         try:
@@ -112,6 +128,39 @@ def write_table(
     return written
 
 
+def write_big_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[pa.Table], writer: str = "pages",
+                    progress: Callable[[int], None] | None = None, cells: Iterable[pa.Table] | None = None) -> int:
+    """Add table ``schema``, holding the rows of ``tables``, and its indexes to the SQLite file
+    ``path`` (created if missing); return the row count. ``writer`` is ``[retail] sqlite_writer``:
+    ``"pages"`` writes the b-trees' pages (:func:`sqlite_btree.write_table`, which may take the
+    rows' ``cells`` already made), ``"sqlite"`` has SQLite do it all: the rows inserted through
+    the ADBC driver, in the order given (so with the same rowids), then ``CREATE INDEX``."""
+    if writer == "pages":
+        return sqlite_btree.write_table(path, schema, tables, progress=progress, cells=cells)
+    if writer != "sqlite":
+        raise ValueError(f"unknown SQLite writer {writer!r}: one of {', '.join(WRITERS)}")
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    conn = _fast_connection(path)
+    try:
+        if new:
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        conn.execute("BEGIN")
+        create_table(conn, schema, indexes=False)  # (and, empty, the tables its foreign keys reference)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    written = _ingest(tables, schema, path, progress)
+    if schema.all_indexes:
+        conn = _fast_connection(path)
+        try:
+            conn.execute("BEGIN")
+            schema.create_indexes(sqlite_utils.Database(conn))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    return written
+
+
 def build_core(
     base: str | os.PathLike,
     tables: list[tuple[TableSchema, list[pa.Table], list[pa.Table] | None]],
@@ -119,16 +168,20 @@ def build_core(
     progress: Callable[[str], None] | None = None,
     *,
     take_base: bool = False,
+    writer: str = "pages",
 ) -> None:
     """The core database at ``path``: the SQLite file ``base`` (its tables as they are; with
     ``take_base`` the file itself, moved, see :func:`_take_or_copy`, else a copy) with each
     ``(schema, row tables, cells or None)`` of ``tables`` added, indexes and all, by
-    :func:`sqlite_btree.write_table`."""
+    :func:`write_big_table` with ``writer`` (the cells are used by the page writer only)."""
+    if writer not in WRITERS:
+        raise ValueError(f"unknown SQLite writer {writer!r}: one of {', '.join(WRITERS)}")
     say = progress or (lambda message: None)
     _take_or_copy(base, path, take_base, say)
     for schema, rows, cells in tables:
-        say(f"writing {schema.name}" + (" and its indexes" if schema.indexes else ""))
-        sqlite_btree.write_table(path, schema, rows, cells=cells)
+        say(f"writing {schema.name}" + (" and its indexes" if schema.all_indexes else "")
+            + (" through SQLite" if writer == "sqlite" else ""))
+        write_big_table(path, schema, rows, writer, cells=cells)
 
 
 def _copy_parts(conn: sqlite3.Connection, name: str, parts: list[str | os.PathLike], say: Callable[[str], None]) -> None:

@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py                      # what `make bench` runs
     python scripts/benchmark.py --scale 0.05         # a quick run on a small dataset
+    python scripts/benchmark.py --sqlite-writer pages --compare   # one writer only; compare the databases
 
 Steps:
 
@@ -30,7 +31,14 @@ Steps:
    ``sessions``: rows in the published database / wall time of the task writing it, ``WRITERS``), the
    database size, then the same command again, unchanged: it should do no work (Luigi says "Did
    not run any tasks" and no ``TIMING`` line appears); anything else is flagged.
-6. The machine, versions, date and git commit, and PASS/MISS for each target, are printed and
+6. With ``--sqlite-writer both`` (the default) the pipeline then runs once more from an empty
+   work dir with ``--retail-sqlite-writer sqlite`` (every table inserted and indexed by SQLite
+   itself, no page written by the pipeline), and both times are reported side by side; the
+   targets are judged on the first run, of the ``pages`` writer (the default setting).
+   ``--compare`` also checks that the two databases hold the same tables, row for row
+   (``scripts/compare_databases.py``; minutes at full scale). ``--sqlite-writer pages`` or
+   ``sqlite`` runs (and judges) that writer alone.
+7. The machine, versions, date and git commit, and PASS/MISS for each target, are printed and
    written to ``--results`` (JSON) and a Markdown table beside it (same name, ``.md``).
 
 Exit status: 0 when both pipeline runs succeed, whether or not the targets are met (this is a
@@ -138,11 +146,11 @@ def generate_data(data_dir: Path, scale: float, seed: int = SEED) -> float:
 # ----------------------------------------------------------------------------------------------
 # Running the pipeline
 # ----------------------------------------------------------------------------------------------
-def luigi_command(data_dir: Path, work_dir: Path, database: Path, workers: int) -> list[str]:
+def luigi_command(data_dir: Path, work_dir: Path, database: Path, workers: int, writer: str = "pages") -> list[str]:
     return [str(BIN / "luigi"), "--module", "tasks", "RunAll", "--local-scheduler",
             "--workers", str(workers),
             "--retail-data-dir", str(data_dir), "--retail-work-dir", str(work_dir),
-            "--retail-database", str(database)]
+            "--retail-database", str(database), "--retail-sqlite-writer", writer]
 
 
 def _descendants(root: int) -> list[int]:
@@ -317,6 +325,36 @@ def sqlite_write(rows: int, parts: dict[str, float]) -> dict:
     }
 
 
+# The tasks whose work depends on the writer (the rest do the same work either way).
+WRITER_TASKS = ("WriteItemProperties", "BuildCoreDatabase", "EnrichEventsShard")
+
+
+def writer_summary(writer: str, run: dict, database: Path) -> dict:
+    """One writer's run, for the side-by-side report: times, CPU, memory, database size."""
+    timings = run["timings"]
+    return {
+        "writer": writer,
+        "wall_s": run["wall_s"],
+        "cpu_s": round(run["cpu_user_s"] + run["cpu_system_s"], 1),
+        "peak_memory_mb": run["peak_memory_mb"],
+        "database_size_mb": round(database.stat().st_size / 1e6, 1) if database.exists() else None,
+        "tasks_s": {family: round(sum(seconds for task_id, seconds in timings.items()
+                                      if re.match(rf"^{family}_+[0-9a-zA-Z_]*[0-9a-f]+$", task_id)), 2)
+                    for family in WRITER_TASKS},
+        "stderr_log": run["stderr_log"],
+    }
+
+
+def compare_databases(first: Path, second: Path) -> bool:
+    """scripts/compare_databases.py on the two databases (it prints a line per table)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import compare_databases as compare  # noqa: PLC0415 - a script beside this one
+    finally:
+        sys.path.pop(0)
+    return compare.compare(str(first), str(second))
+
+
 # ----------------------------------------------------------------------------------------------
 # The published database, the machine
 # ----------------------------------------------------------------------------------------------
@@ -489,6 +527,21 @@ def markdown(results: dict) -> str:
         rate = f"{write['rows_per_s']:,.0f}" if write["rows_per_s"] is not None else "n/a"
         task = WRITERS.get(table, ("WriteTablePart", ""))
         lines.append(f"| `{table}` | {write['rows']:,} | `{task[0]}` | {seconds} | {rate} | {task[1]} |")
+    if r.get("writers"):
+        lines += ["", "## The two SQLite writers (`[retail] sqlite_writer`)", "",
+                  "`pages`: the big tables' b-tree pages written by the pipeline (`retail_pipeline/sqlite_btree.py`); "
+                  "`sqlite`: every row inserted and every index built by SQLite itself. Each run from an empty "
+                  "work dir; the tasks whose work differs:", "",
+                  "| writer | total wall time | CPU | peak memory | " + " | ".join(f"`{t}`" for t in WRITER_TASKS)
+                  + " | database size |",
+                  "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in WRITER_TASKS) + " | ---: |"]
+        for w in r["writers"]:
+            lines.append(f"| `{w['writer']}` | {w['wall_s']:.2f} s | {w['cpu_s']:.1f} s | {w['peak_memory_mb']:,.0f} MB | "
+                         + " | ".join(f"{w['tasks_s'][t]:.2f} s" for t in WRITER_TASKS)
+                         + f" | {w['database_size_mb']:,.1f} MB |")
+        if r.get("writers_same_tables") is not None:
+            lines += ["", "Same tables, row for row (`scripts/compare_databases.py`): "
+                          + ("**yes**" if r["writers_same_tables"] else "**NO**")]
     starts = r["run"].get("starts", {})
     lines += ["", "## Tasks (in the order they started)", "",
               "Started: seconds after the first task started (the timeline shows the critical path). "
@@ -544,6 +597,15 @@ def print_report(results: dict) -> None:
     rerun = r["rerun"]
     print(f"Unchanged re-run:         {rerun['wall_s']:8.2f} s  "
           f"({'did no work' if rerun['did_no_work'] else 'FLAG: ' + rerun['problem']})")
+    if r.get("writers"):
+        print()
+        print("SQLite writers ([retail] sqlite_writer), each from an empty work dir:")
+        for w in r["writers"]:
+            tasks = ", ".join(f"{t} {w['tasks_s'][t]:.2f} s" for t in WRITER_TASKS)
+            print(f"  {w['writer']:<7} total {w['wall_s']:7.2f} s  (CPU {w['cpu_s']:.1f} s, peak "
+                  f"{w['peak_memory_mb']:,.0f} MB; {tasks})")
+        if r.get("writers_same_tables") is not None:
+            print(f"  same tables, row for row: {'yes' if r['writers_same_tables'] else 'NO'}")
     print()
     print("Targets (issue 5, full scale):")
     for key, verdict in r["targets"].items():
@@ -577,6 +639,11 @@ def main(argv=None) -> int:
                     help="the JSON results (default data/bench/results.json); the Markdown table goes "
                          "beside it with the suffix .md")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work dir and database")
+    ap.add_argument("--sqlite-writer", choices=("pages", "sqlite", "both"), default="both",
+                    help="[retail] sqlite_writer of the measured run; 'both' (default): pages, then once more "
+                         "with sqlite (from an empty work dir), both times reported")
+    ap.add_argument("--compare", action="store_true",
+                    help="with both writers: check that their databases hold the same tables, row for row")
     args = ap.parse_args(argv)
     if args.scale <= 0 or args.workers < 1:
         ap.error("--scale must be > 0 and --workers >= 1")
@@ -616,7 +683,10 @@ def main(argv=None) -> int:
 
     warm_up_s = read_inputs(data_dir)
     print(f"Read the inputs once ({warm_up_s:.1f} s), so the run measures the pipeline, not the disk", flush=True)
-    command = luigi_command(data_dir, work_dir, database, args.workers)
+    writer = "pages" if args.sqlite_writer == "both" else args.sqlite_writer
+    command = luigi_command(data_dir, work_dir, database, args.workers, writer)
+    other = None  # the second writer's run: (summary, database, its temporary directory)
+    same_tables = None
     try:
         print(f"Running: {' '.join(command)}", flush=True)
         run = run_pipeline(command, log_dir / f"{log_stem}.run")
@@ -635,9 +705,32 @@ def main(argv=None) -> int:
             print(_tail(rerun["_stderr"]), file=sys.stderr)
             print(f"ERROR: the re-run failed (exit {rerun['exit_code']}); logs: {rerun['stderr_log']}",
                   file=sys.stderr)
+        if args.sqlite_writer == "both":
+            bench_dir.mkdir(parents=True, exist_ok=True)
+            other_dir = Path(tempfile.mkdtemp(prefix="run-sqlite-writer-", dir=bench_dir))
+            other_database = other_dir / "retail.db"
+            other_command = luigi_command(data_dir, other_dir / "work", other_database, args.workers, "sqlite")
+            read_inputs(data_dir)
+            print(f"Running with the other writer: {' '.join(other_command)}", flush=True)
+            other_run = run_pipeline(other_command, log_dir / f"{log_stem}.sqlite-writer")
+            other = (other_run, other_database, other_dir)
+            if other_run["exit_code"] != 0:
+                print(_tail(other_run["_stderr"]), file=sys.stderr)
+                print(f"ERROR: the run with sqlite_writer = sqlite failed (exit {other_run['exit_code']}); "
+                      f"logs: {other_run['stderr_log']}", file=sys.stderr)
+                return 1
+            print(f"  done in {other_run['wall_s']:.1f} s", flush=True)
+            if args.compare:
+                print("Comparing the two databases ...", flush=True)
+                same_tables = compare_databases(database, other_database)
+            writer_runs = [writer_summary("pages", run, database), writer_summary("sqlite", other_run, other_database)]
+        else:
+            writer_runs = []
     finally:
         if temporary is not None and not args.keep:
             shutil.rmtree(temporary, ignore_errors=True)
+        if other is not None and not args.keep:
+            shutil.rmtree(other[2], ignore_errors=True)
 
     problems = []
     if rerun["exit_code"] != 0:
@@ -683,6 +776,9 @@ def main(argv=None) -> int:
         "sqlite_writes": writes,
         "run": {key: value for key, value in run.items() if not key.startswith("_")},
         "rerun": rerun_summary,
+        "sqlite_writer": writer,
+        "writers": writer_runs,
+        "writers_same_tables": same_tables,
         "results_json": str(results_json),
         "results_md": str(results_md),
     }

@@ -57,7 +57,8 @@ class RetailTask(luigi.Task):
         digest = hashlib.sha256()
         digest.update(self.task_id.encode())
         digest.update(code_version().encode())
-        digest.update(f"shards={retail().shards}".encode())  # changes how outputs are split
+        # how outputs are split, and what writes the SQLite files
+        digest.update(f"shards={retail().shards} sqlite_writer={retail().sqlite_writer}".encode())
         for dependency in flatten(self.requires()):
             digest.update(dependency.fingerprint().encode())
         return digest.hexdigest()[:20]

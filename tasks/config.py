@@ -14,3 +14,8 @@ class retail(luigi.Config):  # noqa: N801 - the name is the config section and C
     shards = luigi.IntParameter(
         default=4, description="independent parts the event and property work is split into (results do not depend on it)"
     )
+    sqlite_writer = luigi.ChoiceParameter(
+        default="pages", choices=["pages", "sqlite"],
+        description="how the big tables get into SQLite: 'pages' writes their b-tree pages directly (fast), "
+                    "'sqlite' has SQLite insert every row and build every index itself (slower; the same tables)",
+    )

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 
 from retail_pipeline import schema
-from retail_pipeline import sqlite_btree
-from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, table_counts, write_table
+from retail_pipeline.sqlite_out import (build_core, publish_database, read_build_info, table_counts, write_big_table,
+                                        write_table)
 from retail_pipeline.stages import item_properties_by_range, remove_stale_temporaries, table_summary
 
 from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
@@ -63,7 +63,8 @@ class WriteTablePart(RetailTask):
 class WriteItemProperties(RetailTask):
     """item_properties, range by range (each merged from the latest values of the property
     files' parts for it), into a new SQLite file, in key order: its pages written directly
-    (:mod:`retail_pipeline.sqlite_btree`)."""
+    (:mod:`retail_pipeline.sqlite_btree`), or with ``[retail] sqlite_writer = sqlite`` its rows
+    inserted by SQLite."""
 
     priority = CRITICAL_PATH
 
@@ -84,8 +85,8 @@ class WriteItemProperties(RetailTask):
                 self.set_progress_percentage(round(100 * k / ranges))
                 yield part
 
-        write_outputs([(self.output(), lambda path: sqlite_btree.write_table(
-            path, schema.TABLES["item_properties"], merged_ranges(), progress=progress))])
+        write_outputs([(self.output(), lambda path: write_big_table(
+            path, schema.TABLES["item_properties"], merged_ranges(), retail().sqlite_writer, progress=progress))])
         self.step(1, 1, "item_properties written")
 
 
@@ -115,9 +116,10 @@ class CoreFile(luigi.LocalTarget):
 
 
 class BuildCoreDatabase(RetailTask):
-    """The core of the database: the item_properties file, taken over, with events_enriched
-    (from the enriched shards' cells), its indexes and sessions written in. Publishing takes
-    this file over in turn."""
+    """The core of the database: the item_properties file, taken over, with visitors,
+    events_enriched (from the enriched shards' cells), its indexes, sessions and
+    item_property_history written in (with ``[retail] sqlite_writer = sqlite``: inserted by
+    SQLite, then indexed by ``CREATE INDEX``). Publishing takes this file over in turn."""
 
     priority = CRITICAL_PATH
 
@@ -130,16 +132,19 @@ class BuildCoreDatabase(RetailTask):
 
     def run(self):
         inputs = self.input()
+        writer = retail().sqlite_writer
         shards = {name: [load_table(shard[name]) for shard in inputs["events"]]
-                  for name in ("events_enriched", "events_enriched_cells", "sessions", "visitors")}
+                  for name in ("events_enriched", "events_enriched_cells", "sessions", "visitors")
+                  if name != "events_enriched_cells" or writer == "pages"}
         tables = [(schema.TABLES["visitors"], [in_key_order(pa.concat_tables(shards["visitors"]), "visitorid")], None),
-                  (schema.TABLES["events_enriched"], shards["events_enriched"], shards["events_enriched_cells"]),
+                  (schema.TABLES["events_enriched"], shards["events_enriched"], shards.get("events_enriched_cells")),
                   (schema.TABLES["sessions"], shards["sessions"], None),
                   (schema.TABLES["item_property_history"], [load_table(inputs["history"])], None)]
         self.step(0, 1, "taking item_properties over, writing visitors, events_enriched, its indexes, sessions "
                         "and item_property_history in")
         write_outputs([(self.output(), lambda path: build_core(
-            inputs["item_properties"].path, tables, path, progress=self.set_status_message, take_base=True))])
+            inputs["item_properties"].path, tables, path, progress=self.set_status_message, take_base=True,
+            writer=writer))])
         self.step(1, 1, "core written")
 
 
@@ -216,6 +221,7 @@ class PublishDatabase(RetailTask):
             "fingerprint": self.fingerprint(),
             "core": BuildCoreDatabase().fingerprint(),
             "code_version": code_version(),
+            "sqlite_writer": retail().sqlite_writer,
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "input_files": _input_files(self),
         }

@@ -17,8 +17,9 @@ from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, PropertySnap
 class EnrichEventsShard(RetailTask):
     """events_enriched for one visitor shard: per-visitor columns, sessions, point-in-time
     item attributes, categories; as a table (for the aggregates and the indexes), as the cells
-    of the SQLite table (rowids following the shards before it), and the shard's rows of the
-    sessions and visitors tables. Shards need nothing from each other and run side by side."""
+    of the SQLite table (rowids following the shards before it; only for ``[retail]
+    sqlite_writer = pages``), and the shard's rows of the sessions and visitors tables. Shards
+    need nothing from each other and run side by side."""
 
     shard = luigi.IntParameter()
     priority = CRITICAL_PATH
@@ -27,8 +28,10 @@ class EnrichEventsShard(RetailTask):
         return {"events": LoadEvents(), "snapshots": PropertySnapshots(), "categories": LoadCategoryTree()}
 
     def output(self):
+        # the cells only for the page writer: with [retail] sqlite_writer = sqlite, SQLite makes its own
+        names = ("events_enriched", "events_enriched_cells", "sessions", "visitors")
         return {name: self.work_target(f"{name}-{self.shard}", TABLE_SUFFIX)
-                for name in ("events_enriched", "events_enriched_cells", "sessions", "visitors")}
+                for name in names if name != "events_enriched_cells" or retail().sqlite_writer == "pages"}
 
     def run(self):
         inputs = self.input()
@@ -38,16 +41,19 @@ class EnrichEventsShard(RetailTask):
         snapshots = load_table(inputs["snapshots"])
         self.step(1, 3, f"{shard}: enriching {events.num_rows:,} events")
         enriched = enrich_events(events, snapshots, load_table(inputs["categories"]["tree"]))
-        self.step(2, 3, f"{shard}: sessions, and the SQLite cells of {enriched.num_rows:,} enriched events")
+        out = self.output()
+        self.step(2, 3, f"{shard}: sessions" + (f", and the SQLite cells of {enriched.num_rows:,} enriched events"
+                                                 if "events_enriched_cells" in out else ""))
         sessions = aggregates.sessions(enriched)  # a visitor's sessions are all in its shard
         shard_visitors = visitors(enriched)  # ...and so are all of its events
-        # rowids number the events of all shards in shard order
-        first_rowid = 1 + sum(load_table(inputs["events"]["shards"][k]).num_rows for k in range(self.shard))
-        cells = table_cells(schema.TABLES["events_enriched"], enriched, first_rowid)
-        out = self.output()
-        write_outputs([(out["events_enriched"], table_writer(enriched)),
-                       (out["events_enriched_cells"], table_writer(cells)), (out["sessions"], table_writer(sessions)),
-                       (out["visitors"], table_writer(shard_visitors))])
+        outputs = [(out["events_enriched"], table_writer(enriched)), (out["sessions"], table_writer(sessions)),
+                   (out["visitors"], table_writer(shard_visitors))]
+        if "events_enriched_cells" in out:
+            # rowids number the events of all shards in shard order
+            first_rowid = 1 + sum(load_table(inputs["events"]["shards"][k]).num_rows for k in range(self.shard))
+            cells = table_cells(schema.TABLES["events_enriched"], enriched, first_rowid)
+            outputs.append((out["events_enriched_cells"], table_writer(cells)))
+        write_outputs(outputs)
         self.step(3, 3, f"{shard}: done")
 
 

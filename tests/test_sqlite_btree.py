@@ -4,19 +4,22 @@ Each test builds a file with ``sqlite_btree.write_table`` and asks SQLite itself
 integrity_check`` (page structure, key order, every index entry matching a table row, free
 space accounting), the rows read back against the rows given, queries through each index, and
 a row inserted afterwards by SQLite. Small page sizes make trees of several levels and rows too
-big for a page (left to SQLite) out of small data.
+big for a page (left to SQLite) out of small data. Every file or schema property the writer does
+not handle is refused, naming the table and the reason, with the file left as it was.
 """
 
+import os
 import sqlite3
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retail_pipeline import schema
+from retail_pipeline import schema, sqlite_btree
 from retail_pipeline.schema import TableSchema
-from retail_pipeline.sqlite_btree import BTreeFile, max_local_payload, table_cells, write_table
+from retail_pipeline.sqlite_btree import BTreeFile, NotWritable, max_local_payload, table_cells, write_table
 
 ITEM_PROPERTIES = schema.TABLES["item_properties"]
 EVENTS = TableSchema(
@@ -322,3 +325,208 @@ def test_a_rowid_alias_key_out_of_order_is_refused(tmp_path):
     schema_ = TableSchema("t", (("k", "INTEGER"), ("v", "TEXT")), primary_key=("k",))
     with pytest.raises(ValueError, match="t.k"):
         write_table(tmp_path / "t.db", schema_, [pa.table({"k": pa.array([2, 1], pa.int64()), "v": pa.array(["a", "b"])})])
+
+
+# --- what the writer does not handle: refused, naming the table and the reason, before anything is written ---
+
+@dataclass(frozen=True)
+class RawSchema(TableSchema):
+    """A table made by the given SQL: the writer judges what SQLite made, whatever made it."""
+    sql: tuple[str, ...] = ()
+
+    def create(self, db, *, indexes=True):
+        for statement in self.sql:
+            db.execute(statement)
+
+
+KV = pa.table({"k": pa.array([1, 2, 3], pa.int64()), "v": pa.array(["a", "b", "c"])})
+
+
+def kv_schema(*sql, without_rowid=False, primary_key=()):
+    return RawSchema("kv", (("k", "INTEGER"), ("v", "TEXT")), primary_key=primary_key, without_rowid=without_rowid,
+                     sql=sql)
+
+
+def assert_refused(path, schema, match, rows=KV, **options):
+    """write_table refuses with NotWritable naming the table, and the file is as it was (or absent)."""
+    before = path.read_bytes() if path.exists() else None
+    with pytest.raises(NotWritable, match=match) as refusal:
+        write_table(path, schema, [rows], **options)
+    assert str(refusal.value).startswith(f"{schema.name}: ") and "sqlite_writer = sqlite" in str(refusal.value)
+    assert (path.read_bytes() if path.exists() else None) == before
+    assert not os.path.exists(f"{path}-journal")
+
+
+def sqlite_file(path, *statements, page_size=4096):
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size={page_size}")
+    for statement in statements:
+        conn.execute(statement)
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("pragma, match", [
+    ("PRAGMA auto_vacuum=FULL", "auto-vacuum"), ("PRAGMA auto_vacuum=INCREMENTAL", "auto-vacuum"),
+    ("PRAGMA encoding='UTF-16le'", "UTF-16le"), ("PRAGMA encoding='UTF-16be'", "UTF-16be"),
+    ("PRAGMA journal_mode=WAL", "WAL mode"),
+])
+def test_files_it_cannot_write_into_are_refused(tmp_path, pragma, match):
+    path = sqlite_file(tmp_path / "t.db", pragma, "CREATE TABLE other (x)", "INSERT INTO other VALUES (1)")
+    assert_refused(path, ITEM_PROPERTIES, match, rows=ITEM_PROPERTIES_EMPTY)
+    assert_refused(path, EVENTS, match, rows=pa.table({"a": [1], "b": ["x"], "r": [1.0], "c": [1], "flag": [True]}))
+
+
+def test_a_file_with_free_pages_is_refused(tmp_path):
+    path = sqlite_file(tmp_path / "t.db", "CREATE TABLE other (x)", "INSERT INTO other SELECT zeroblob(3000) "
+                       "FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 50) SELECT i FROM n)",
+                       "DELETE FROM other")
+    assert sqlite3.connect(path).execute("PRAGMA freelist_count").fetchone()[0] > 0
+    assert_refused(path, kv_schema("CREATE TABLE kv (k INTEGER, v TEXT)"), "free pages")
+
+
+@pytest.mark.parametrize("offset, value, match", [
+    (20, b"\x08", "8 reserved bytes"),  # what a checksum or encryption extension keeps at the end of each page
+    (16, b"\x03\xe8", "page size 1000"),
+    (21, b"\x40\x20\x10", "payload fractions"),
+    (44, b"\x00\x00\x00\x01", "schema format 1"),
+    (92, b"\x00\x00\x00\x63", "page count is not valid"),
+    (28, b"\x00\x00\x00\x09", "says 9 pages"),
+    (18, b"\x03\x03", "file format versions 3/3"),
+    (56, b"\x00\x00\x00\x07", "text encoding 7"),
+])
+def test_header_properties_it_does_not_handle_are_refused(tmp_path, offset, value, match):
+    path = sqlite_file(tmp_path / "t.db", "CREATE TABLE other (x)")
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(value)
+    assert_refused(path, ITEM_PROPERTIES, match, rows=ITEM_PROPERTIES_EMPTY)
+
+
+def test_a_hot_journal_is_refused(tmp_path):
+    path = sqlite_file(tmp_path / "t.db", "CREATE TABLE other (x)")
+    (tmp_path / "t.db-journal").write_bytes(bytes.fromhex("d9d505f920a163d7") + bytes(504))
+    before = path.read_bytes()
+    with pytest.raises(NotWritable, match="hot journal"):
+        write_table(path, ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY])
+    assert path.read_bytes() == before
+
+
+def test_a_new_file_with_a_page_size_sqlite_does_not_have_is_refused(tmp_path):
+    assert_refused(tmp_path / "t.db", ITEM_PROPERTIES, "page size 1000", rows=ITEM_PROPERTIES_EMPTY, page_size=1000)
+
+
+def test_column_types_other_than_integer_real_and_text_are_refused(tmp_path):
+    for kind in ("BLOB", "NUMERIC", "", "INT", "VARCHAR(10)"):
+        assert_refused(tmp_path / "t.db", TableSchema("odd", (("k", "INTEGER"), ("x", kind))), "column types other than")
+        declared = RawSchema("odd", (("k", "INTEGER"), ("x", "TEXT")), sql=(f"CREATE TABLE odd (k INTEGER, x {kind})",))
+        assert_refused(tmp_path / "t.db", declared, "column types other than",
+                       rows=pa.table({"k": [1], "x": ["y"]}))
+
+
+@pytest.mark.parametrize("sql, match", [
+    (("CREATE TABLE kv (k INTEGER, v TEXT, w TEXT AS (v || 'x'))",), "generated"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT, w TEXT AS (v || 'x') STORED)",), "generated"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT) STRICT",), "STRICT"),
+    (("CREATE TABLE kv (k INTEGER CHECK (k > 0), v TEXT)",), "CHECK constraint"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT, CHECK(length(v) < 9))",), "CHECK constraint"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT)", "CREATE INDEX kv_v ON kv (v DESC)"), "index kv_v orders v DESC"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT)", "CREATE INDEX kv_v ON kv (v COLLATE NOCASE)"), "NOCASE collation"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT COLLATE RTRIM)", "CREATE INDEX kv_v ON kv (v)"), "RTRIM collation"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT)", "CREATE INDEX kv_v ON kv (v) WHERE k > 1"), "partial"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT)", "CREATE INDEX kv_v ON kv (lower(v))"), "expression"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT)", "CREATE INDEX kv_v ON kv (k, v || 'x')"), "expression"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT UNIQUE COLLATE NOCASE)",), "NOCASE collation"),
+    (("CREATE TABLE kv (k INTEGER, v TEXT, w TEXT)",), "SQLite's table has the columns"),
+])
+def test_schemas_it_does_not_handle_are_refused(tmp_path, sql, match):
+    assert_refused(tmp_path / "new.db", kv_schema(*sql), match)
+    existing = sqlite_file(tmp_path / "existing.db", "CREATE TABLE other (x)")
+    assert_refused(existing, kv_schema(*sql), match)
+
+
+def test_a_descending_index_made_through_sqlite_utils_is_refused(tmp_path):
+    from sqlite_utils.db import DescIndex
+    schema_ = TableSchema("kv", (("k", "INTEGER"), ("v", "TEXT")), indexes=((DescIndex("v"),),))
+    assert_refused(tmp_path / "t.db", schema_, "orders v DESC")
+
+
+def test_a_key_that_is_not_what_the_schema_says_is_refused(tmp_path):
+    # INTEGER PRIMARY KEY DESC is not the rowid (a quirk SQLite keeps): a unique DESC index instead
+    assert_refused(tmp_path / "t.db", kv_schema("CREATE TABLE kv (k INTEGER PRIMARY KEY DESC, v TEXT)",
+                                                primary_key=("k",)), "not the rowid|DESC")
+    assert_refused(tmp_path / "t.db", kv_schema("CREATE TABLE kv (k INTEGER, v TEXT, PRIMARY KEY (k DESC)) WITHOUT ROWID",
+                                                primary_key=("k",), without_rowid=True), "primary key orders k DESC")
+    assert_refused(tmp_path / "t.db", kv_schema("CREATE TABLE kv (k INTEGER, v TEXT COLLATE NOCASE, PRIMARY KEY (k, v)) "
+                                                "WITHOUT ROWID", primary_key=("k", "v"), without_rowid=True),
+                   "NOCASE collation")
+    assert_refused(tmp_path / "t.db", kv_schema("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)"), "primary key")
+    assert_refused(tmp_path / "t.db", kv_schema("CREATE TABLE kv (k INTEGER, v TEXT, PRIMARY KEY (k, v))",
+                                                primary_key=("k", "v"), without_rowid=True), "a rowid table")
+
+
+def test_an_older_sqlite_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    assert_refused(tmp_path / "t.db", ITEM_PROPERTIES, "older than 3.37", rows=ITEM_PROPERTIES_EMPTY)
+
+
+def test_a_new_file_sqlite_makes_in_a_form_it_does_not_handle_is_removed(tmp_path, monkeypatch):
+    """A build of SQLite with other defaults (reserved bytes, say) is found out once the file is
+    made: the refusal then removes the new file."""
+    monkeypatch.setattr(sqlite_btree, "header_problems", lambda header, size=None: ["a simulated odd build"])
+    assert_refused(tmp_path / "t.db", ITEM_PROPERTIES, "a simulated odd build", rows=ITEM_PROPERTIES_EMPTY)
+
+
+def test_new_files_have_no_auto_vacuum_and_utf8_whatever_the_build_defaults(tmp_path):
+    write_table(tmp_path / "t.db", ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY])
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert conn.execute("PRAGMA auto_vacuum").fetchone() == (0,)
+    assert conn.execute("PRAGMA encoding").fetchone() == ("UTF-8",)
+
+
+def test_null_in_a_not_null_column_is_refused(tmp_path):
+    events = schema.TABLES["events_enriched"]
+    rows = pa.table({c: pa.array([1, None] if c == "itemid" else ["1", "2"] if t == "TEXT" else [1, 2],
+                                 pa.float64() if t == "REAL" else pa.int64() if t == "INTEGER" else pa.string())
+                     for c, t in events.columns})
+    with pytest.raises(ValueError, match=r"events_enriched.itemid: NULL in a NOT NULL column \(row 2\)"):
+        write_table(tmp_path / "t.db", events, [rows])
+    nan = RawSchema("kv", (("k", "INTEGER"), ("r", "REAL")), sql=("CREATE TABLE kv (k INTEGER, r REAL NOT NULL)",))
+    with pytest.raises(ValueError, match="kv.r: NULL"):  # SQLite stores a NaN as NULL
+        write_table(tmp_path / "u.db", nan, [pa.table({"k": [1, 2], "r": [1.0, float("nan")]})])
+    keyed = pa.table({"itemid": pa.array([1, None], pa.int64()), "property": ["a", "b"], "value": ["x", "y"],
+                      "timestamp_ms": pa.array([1, 2], pa.int64())})
+    with pytest.raises(ValueError, match="item_properties.itemid: NULL"):  # a WITHOUT ROWID table's key is NOT NULL
+        write_table(tmp_path / "v.db", ITEM_PROPERTIES, [keyed])
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 4)), st.one_of(st.none(), st.sampled_from("abc")),
+                               st.integers(-5, 5)), max_size=400),
+       page_size=st.sampled_from([512, 4096]))
+def test_nulls_in_a_unique_index_are_accepted_where_sqlite_puts_them(tmp_path_factory, rows, page_size):
+    """SQLite takes NULLs as distinct in a UNIQUE index (and a rowid table's PRIMARY KEY): rows
+    whose key has a NULL never clash, and sit among equal keys in rowid order."""
+    seen, kept = set(), []
+    for row in rows:
+        if None in row[:2] or row[:2] not in seen:
+            seen.add(row[:2])
+            kept.append(row)
+    ddl = ("CREATE TABLE u (a INTEGER, b TEXT, n INTEGER, PRIMARY KEY (b, a))",
+           "CREATE UNIQUE INDEX u_a_b ON u (a, b)", "CREATE INDEX u_n ON u (n)")
+    unique = RawSchema("u", (("a", "INTEGER"), ("b", "TEXT"), ("n", "INTEGER")), primary_key=("b", "a"), sql=ddl)
+    table = pa.table({"a": pa.array([r[0] for r in kept], pa.int64()), "b": pa.array([r[1] for r in kept], pa.string()),
+                      "n": pa.array([r[2] for r in kept], pa.int64())})
+    folder = tmp_path_factory.mktemp("u")
+    assert write_table(folder / "w.db", unique, [table], page_size=page_size) == len(kept)
+    reference = sqlite3.connect(folder / "r.db")
+    for statement in ddl:
+        reference.execute(statement)
+    reference.executemany("INSERT INTO u VALUES (?, ?, ?)", kept)
+    conn = sqlite3.connect(folder / "w.db")
+    assert integrity(conn) == [("ok",)]  # every index entry in SQLite's order, NULLs and rowid ties included
+    for index, columns in (("u_a_b", "a, b"), ("sqlite_autoindex_u_1", "b, a")):
+        sql = f"SELECT rowid, a, b FROM u INDEXED BY {index} ORDER BY {columns}, rowid"
+        assert conn.execute(sql).fetchall() == reference.execute(sql).fetchall()
+    assert conn.execute("SELECT count(*) FROM u WHERE a IS NULL OR b IS NULL").fetchone() == (
+        sum(None in r[:2] for r in kept),)

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retail_pipeline.schema import TABLES, TableSchema
-from retail_pipeline.sqlite_btree import table_cells
-from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, write_table
+from retail_pipeline.sqlite_btree import PAGE_SIZE, NotWritable, table_cells
+from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, write_big_table, write_table
 
 SCHEMA = TableSchema("t", (("i", "INTEGER"), ("s", "TEXT"), ("r", "REAL"), ("d", "TEXT")))
 
@@ -128,3 +128,56 @@ def test_build_core_copies_the_base_unless_told_to_take_it(tmp_path):
     base = tiny_parts(tmp_path)["item_properties"]
     build_core(base, [], tmp_path / "core.sqlite")
     assert base.exists() and (tmp_path / "core.sqlite").exists()
+
+
+def events_rows(n, start=0):
+    return pa.table({c: pa.array([str(start + i % 7) for i in range(n)] if t == "TEXT" else
+                                 [start + i for i in range(n)], pa.float64() if t == "REAL"
+                                 else pa.int64() if t == "INTEGER" else pa.string())
+                     for c, t in TABLES["events_enriched"].columns})
+
+
+def test_build_core_through_sqlite_writes_the_same_tables_and_indexes(tmp_path):
+    """``writer="sqlite"`` ([retail] sqlite_writer = sqlite): no page written by the pipeline,
+    the same rows (rowids included), the same indexes."""
+    visitors = pa.table({c: pa.array([f"v{i}" for i in range(50)] if t == "TEXT" else [i * 3 for i in range(50)],
+                                     pa.string() if t == "TEXT" else pa.int64()) for c, t in TABLES["visitors"].columns})
+    parts = [events_rows(300), events_rows(200, 300)]
+    cells = [table_cells(TABLES["events_enriched"], parts[0], 1), table_cells(TABLES["events_enriched"], parts[1], 301)]
+    cores = {}
+    for writer in ("pages", "sqlite"):
+        (tmp_path / writer).mkdir()
+        base = tiny_parts(tmp_path / writer)["item_properties"]
+        cores[writer] = tmp_path / writer / "core.sqlite"
+        build_core(base, [(TABLES["visitors"], [visitors], None),
+                          (TABLES["events_enriched"], parts, cells if writer == "pages" else None)],
+                   cores[writer], writer=writer)
+    pages, sqlite = (sqlite3.connect(cores[w]) for w in ("pages", "sqlite"))
+    for conn in (pages, sqlite):
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    schema_sql = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+    assert pages.execute(schema_sql).fetchall() == sqlite.execute(schema_sql).fetchall()
+    for query in ("SELECT rowid, * FROM events_enriched ORDER BY rowid", "SELECT rowid, * FROM visitors ORDER BY rowid"):
+        assert pages.execute(query).fetchall() == sqlite.execute(query).fetchall()
+
+
+def test_an_unknown_writer_is_refused(tmp_path):
+    base = tiny_parts(tmp_path)["item_properties"]
+    with pytest.raises(ValueError, match="unknown SQLite writer 'bytes'"):
+        build_core(base, [], tmp_path / "core.sqlite", writer="bytes")
+    with pytest.raises(ValueError, match="unknown SQLite writer"):
+        write_big_table(tmp_path / "x.sqlite", SCHEMA, [], writer="bytes")
+
+
+def test_what_the_page_writer_refuses_sqlite_writes(tmp_path):
+    """The way out: a table the page writer does not handle goes in through SQLite itself."""
+    blobs = TableSchema("b", (("k", "INTEGER"), ("x", "BLOB")), indexes=(("x",),))
+    rows = pa.table({"k": pa.array([1, 2], pa.int64()), "x": pa.array([b"\x00\xff", b"a"], pa.binary())})
+    with pytest.raises(NotWritable, match="b: .*BLOB"):
+        write_big_table(tmp_path / "pages.db", blobs, [rows], "pages")
+    assert not (tmp_path / "pages.db").exists()
+    assert write_big_table(tmp_path / "sqlite.db", blobs, [rows], "sqlite") == 2
+    conn = sqlite3.connect(tmp_path / "sqlite.db")
+    assert conn.execute("SELECT k, x, typeof(x) FROM b ORDER BY k").fetchall() == [(1, b"\x00\xff", "blob"), (2, b"a", "blob")]
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall() == [("idx_b_x",)]
+    assert conn.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
