@@ -53,12 +53,6 @@ def _purchased_views(enriched: pa.Table) -> np.ndarray:
     return np.where(valid, values, 0).astype(np.int64)
 
 
-def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(dense codes 0..k-1, the k sorted distinct values)."""
-    codes, uniques = pd.factorize(values, sort=True)
-    return codes.astype(np.int64), np.asarray(uniques)
-
-
 def _members(values: np.ndarray) -> np.ndarray:
     """Dense codes 0..k-1 in no particular order: enough to count distinct values (no sort)."""
     return pd.factorize(values, sort=False)[0].astype(np.int64)
@@ -85,20 +79,6 @@ def distinct_count(groups: np.ndarray, members: np.ndarray, size: int) -> np.nda
 def unique(values: np.ndarray) -> np.ndarray:
     """The distinct values, in no particular order (hashed: several times faster than ``np.unique``)."""
     return pd.unique(np.asarray(values, dtype=np.int64))
-
-
-def last_row_per_group(groups: np.ndarray, size: int, time: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """For each group code 0..size-1 (each must occur), the row with the largest (time, line).
-
-    ``line`` is unique per row. Two hashed group-by maxima instead of a three-key sort.
-    """
-    latest = pd.Series(time).groupby(groups).max().to_numpy()
-    at_latest = np.flatnonzero(time == latest[groups])
-    last_line = pd.Series(line[at_latest]).groupby(groups[at_latest]).max().to_numpy()
-    chosen = at_latest[line[at_latest] == last_line[groups[at_latest]]]
-    rows = np.empty(size, dtype=np.int64)
-    rows[groups[chosen]] = chosen
-    return rows
 
 
 def _rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,58 @@ def screenshot(page, name: str, *, for_docs: bool = False, **options) -> None:
         shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
 
 
+
+
+# --- The sample database and a Datasette serving it, as `make serve` does -----------------------
+
+
+@pytest.fixture(scope="session")
+def sample_database(tmp_path_factory):
+    """The bundled sample published by the real pipeline, once for the whole test session
+    (read-only: a test that changes a database works on a copy)."""
+    folder = tmp_path_factory.mktemp("sample-database")
+    database = folder / "retail.db"
+    result = run_pipeline(SAMPLE, folder / "work", database)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return database
+
+
+def start_datasette(database, state: Path) -> tuple[subprocess.Popen, dict]:
+    """A Datasette started exactly as `make serve` starts it (scripts/serve.py's command), polled
+    until it answers: (the process, {"base": its URL, "state": state, "command": the command})."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import serve  # noqa: E402  (scripts/serve.py)
+
+    port = free_port()
+    command = serve.datasette_command(database, port=port, state_dir=state)
+    log = open(state / "datasette.log", "w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, (state / "datasette.log").read_text()
+        try:
+            if get(f"{base}/-/versions.json")[0] == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "datasette did not answer within 60 s"
+        time.sleep(0.05)
+    return process, {"base": base, "state": state, "command": command}
+
+
+@pytest.fixture(scope="module")
+def sample_server(sample_database, tmp_path_factory):
+    process, server = start_datasette(sample_database, tmp_path_factory.mktemp("state"))
+    yield server
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def sqlite_rows(database, sql, *params):
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
-import time
 import urllib.parse
 
 import pytest
 import yaml
 
-from conftest import REPO, SAMPLE, free_port, get, get_json, run_pipeline, screenshot
+from conftest import REPO, get_json, screenshot, sqlite_rows
 
-sys.path.insert(0, str(REPO / "scripts"))
-import serve  # noqa: E402  (scripts/serve.py: the command `make serve` runs)
 
 from datasette_dashboards import replace_opts_in_query  # noqa: E402  (how the plugin resolves [[ ... ]])
 
@@ -42,45 +37,13 @@ DATES = {"date_start": "2015-06-01", "date_end": "2015-06-07"}
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dashboards")
-    database = folder / "retail.db"
-    result = run_pipeline(SAMPLE, folder / "work", database)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return database
+def database(sample_database):
+    return sample_database
 
 
 @pytest.fixture(scope="module")
-def server(database, tmp_path_factory):
-    """A Datasette started exactly as `make serve` starts it; polled until it answers."""
-    state = tmp_path_factory.mktemp("state")
-    port = free_port()
-    command = serve.datasette_command(database, port=port, state_dir=state)
-    log = open(state / "datasette.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, (state / "datasette.log").read_text()
-        try:
-            if get(f"{base}/-/versions.json")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "datasette did not answer within 60 s"
-        time.sleep(0.1)
-    yield base
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
-
-
-def sqlite_rows(database, sql, *params):
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+def server(sample_server):
+    return sample_server["base"]
 
 
 @pytest.fixture(scope="module")
