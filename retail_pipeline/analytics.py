@@ -172,13 +172,23 @@ def latest_snapshot_values(snapshots: pa.Table, prop: str) -> tuple[np.ndarray, 
     ``snapshots`` is the point-in-time snapshots table (one row per item, property and
     timestamp, sorted by property, itemid, timestamp_ms), so an item's latest is its last row.
     """
-    names = snapshots.column("property").to_numpy(zero_copy_only=False)
-    rows = np.flatnonzero(names == prop)
+    rows = np.flatnonzero(pc.equal(snapshots.column("property"), prop).to_numpy(zero_copy_only=False))
     item = snapshots.column("itemid").to_numpy()[rows]
     last = np.ones(len(rows), dtype=bool)
     last[:-1] = item[1:] != item[:-1]
     values, valid = _int_column(snapshots.take(pa.array(rows[last], pa.int64())), "value_int")
     return item[last], values, valid
+
+
+def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Positions of ``values`` in the sorted distinct ``keys``, each of which must be there: a
+    table indexed by value when the keys span a small range (Retail Rocket's ids do), else a
+    binary search (several times slower on millions of values)."""
+    if len(keys) and int(keys[-1]) - int(keys[0]) < 4 * len(keys) + (1 << 20):
+        table = np.zeros(int(keys[-1]) - int(keys[0]) + 1, dtype=np.int64)
+        table[keys - keys[0]] = np.arange(len(keys))
+        return table[values - keys[0]]
+    return np.searchsorted(keys, values)
 
 
 def _lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -261,7 +271,7 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
 
     # events of each category itself, by dense code
     events = has_category
-    cat = np.searchsorted(universe, event_category[events])
+    cat = _positions(universe, event_category[events])
     codes = event_codes(enriched)[events]
     visitor = _members(enriched.column("visitorid").to_numpy()[events])
     item = _members(enriched.column("itemid").to_numpy()[events])
@@ -357,7 +367,7 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
     event_item = enriched.column("itemid").to_numpy().astype(np.int64)
     universe = np.sort(unique(np.concatenate([event_item, np.asarray(catalogue_itemids, dtype=np.int64)])))
     n = len(universe)
-    item = np.searchsorted(universe, event_item)
+    item = _positions(universe, event_item)
     codes = event_codes(enriched)
     visitor = _members(enriched.column("visitorid").to_numpy())
     time = enriched.column("timestamp_ms").to_numpy()
@@ -367,9 +377,14 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
     def per_type(code: int) -> np.ndarray:
         return _count(item[codes == code], n)
 
+    # distinct (item, visitor, event type) once; distinct visitors per item and type from those
+    types = len(EVENT_TYPES)
+    width = int(visitor.max()) + 1 if len(visitor) else 1
+    triples = unique((item * width + visitor) * types + codes)
+    pairs_of, type_of = np.divmod(triples, types)
+
     def distinct_of(code: int) -> np.ndarray:
-        chosen = codes == code
-        return distinct_count(item[chosen], visitor[chosen], n)
+        return _count(pairs_of[type_of == code] // width, n)
 
     views, events = per_type(VIEW), _count(item, n)
     viewers, buyers = distinct_of(VIEW), distinct_of(TRANSACTION)
@@ -428,7 +443,7 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
             "buyers": buyers,
             "view_to_purchase_rate": _rate(buyers, viewers),
             "purchased_view_rate": _rate(purchased_views, views),
-            "visitors": distinct_count(item, visitor, n),
+            "visitors": _count(unique(pairs_of) // width, n),
             "events": events,
             "purchased_views": purchased_views,
             "views_while_unavailable": _count(item[(codes == VIEW) & known & (available_then == 0)], n),

@@ -166,7 +166,7 @@ class PropertyHistory(RetailTask):
     def requires(self):
         return property_files()
 
-    priority = CRITICAL_PATH  # the core database writes it
+    priority = CRITICAL_PATH + 6  # WriteItemProperties writes it
 
     def output(self):
         return self.work_target("item_property_history", TABLE_SUFFIX)

@@ -62,14 +62,15 @@ class WriteTablePart(RetailTask):
 
 class WriteItemProperties(RetailTask):
     """item_properties, range by range (each merged from the latest values of the property
-    files' parts for it), into a new SQLite file, in key order: its pages written directly
-    (:mod:`retail_pipeline.sqlite_btree`), or with ``[retail] sqlite_writer = sqlite`` its rows
-    inserted by SQLite."""
+    files' parts for it), into a new SQLite file, in key order, and item_property_history
+    after it: their pages written directly (:mod:`retail_pipeline.sqlite_btree`), or with
+    ``[retail] sqlite_writer = sqlite`` their rows inserted by SQLite. It runs beside the
+    enriched shards, which the core database also waits for."""
 
-    priority = CRITICAL_PATH
+    priority = CRITICAL_PATH + 5  # as soon as the property files are read: the core waits for it
 
     def requires(self):
-        return property_files()
+        return {"files": property_files(), "history": PropertyHistory()}
 
     def output(self):
         return TakenOverFile(self.work_target("item_properties", "sqlite").path, lambda: BuildCoreDatabase().output())
@@ -80,14 +81,20 @@ class WriteItemProperties(RetailTask):
 
         def merged_ranges():
             # every part of every file, in input order (files by name, parts by line)
-            latest = [load_table(part) for f in self.input() for part in f["latest"]]
+            latest = [load_table(part) for f in self.input()["files"] for part in f["latest"]]
             for k, part in enumerate(item_properties_by_range(latest, ranges)):
                 self.set_progress_percentage(round(100 * k / ranges))
                 yield part
 
-        write_outputs([(self.output(), lambda path: write_big_table(
-            path, schema.TABLES["item_properties"], merged_ranges(), retail().sqlite_writer, progress=progress))])
-        self.step(1, 1, "item_properties written")
+        def write(path):
+            write_big_table(path, schema.TABLES["item_properties"], merged_ranges(), retail().sqlite_writer,
+                            progress=progress)
+            self.set_status_message("writing item_property_history")
+            write_big_table(path, schema.TABLES["item_property_history"], [load_table(self.input()["history"])],
+                            retail().sqlite_writer)
+
+        write_outputs([(self.output(), write)])
+        self.step(1, 1, "item_properties and item_property_history written")
 
 
 class TakenOverFile(luigi.LocalTarget):
@@ -116,16 +123,16 @@ class CoreFile(luigi.LocalTarget):
 
 
 class BuildCoreDatabase(RetailTask):
-    """The core of the database: the item_properties file, taken over, with visitors,
-    events_enriched (from the enriched shards' cells), its indexes, sessions and
-    item_property_history written in (with ``[retail] sqlite_writer = sqlite``: inserted by
-    SQLite, then indexed by ``CREATE INDEX``). Publishing takes this file over in turn."""
+    """The core of the database: the file of item_properties and item_property_history, taken
+    over, with visitors, events_enriched (from the enriched shards' cells), its indexes and
+    sessions written in (with ``[retail] sqlite_writer = sqlite``: inserted by SQLite, then
+    indexed by ``CREATE INDEX``). Publishing takes this file over in turn."""
 
     priority = CRITICAL_PATH
 
     def requires(self):
         return {"events": [EnrichEventsShard(shard=k) for k in range(retail().shards)],
-                "item_properties": WriteItemProperties(), "history": PropertyHistory()}
+                "item_properties": WriteItemProperties()}
 
     def output(self):
         return CoreFile(self.work_target("core", "sqlite").path, self.fingerprint())
@@ -138,10 +145,8 @@ class BuildCoreDatabase(RetailTask):
                   if name != "events_enriched_cells" or writer == "pages"}
         tables = [(schema.TABLES["visitors"], [in_key_order(pa.concat_tables(shards["visitors"]), "visitorid")], None),
                   (schema.TABLES["events_enriched"], shards["events_enriched"], shards.get("events_enriched_cells")),
-                  (schema.TABLES["sessions"], shards["sessions"], None),
-                  (schema.TABLES["item_property_history"], [load_table(inputs["history"])], None)]
-        self.step(0, 1, "taking item_properties over, writing visitors, events_enriched, its indexes, sessions "
-                        "and item_property_history in")
+                  (schema.TABLES["sessions"], shards["sessions"], None)]
+        self.step(0, 1, "taking item_properties over, writing visitors, events_enriched, its indexes and sessions in")
         write_outputs([(self.output(), lambda path: build_core(
             inputs["item_properties"].path, tables, path, progress=self.set_status_message, take_base=True,
             writer=writer))])
