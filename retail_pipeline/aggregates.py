@@ -182,15 +182,18 @@ def funnel_columns(group: np.ndarray, visitor: np.ndarray, event: np.ndarray) ->
     ``viewers``, ``carters``, ``buyers`` (distinct visitors with any event / a view / an addtocart /
     a transaction in the group) and the rates ``view_to_cart_rate``, ``cart_to_purchase_rate``,
     ``view_to_purchase_rate``, one value per group). ``event`` holds the int8 event codes."""
-    frame = pd.DataFrame({"group": group, "visitor": visitor, "event": event})
-    per_type = frame.drop_duplicates().groupby(["group", "event"]).size().unstack(fill_value=0)
-    per_type = per_type.reindex(columns=range(len(EVENT_TYPES)), fill_value=0)
-    visitors = frame[["group", "visitor"]].drop_duplicates().groupby("group").size()
-    groups = visitors.index.to_numpy()
-    per_type = per_type.reindex(groups, fill_value=0)
-    viewers, carters, buyers = (per_type[EVENT_CODES[name]].to_numpy().astype(np.int64) for name in EVENT_TYPES)
-    return groups, {
-        "visitors": pa.array(visitors.to_numpy().astype(np.int64)),
+    # dense codes, the groups' in sorted order; then one int64 key per (group, visitor, type)
+    group_code, groups = pd.factorize(np.asarray(group), sort=True)
+    visitor_code = _dense(np.asarray(visitor))
+    types, k = len(EVENT_TYPES), len(groups)
+    width = int(visitor_code.max()) + 1 if len(visitor_code) else 1
+    triples = pd.unique((group_code.astype(np.int64) * width + visitor_code) * types + np.asarray(event, np.int64))
+    pairs, type_of = np.divmod(triples, types)
+    viewers, carters, buyers = (np.bincount(pairs[type_of == EVENT_CODES[name]] // width, minlength=k).astype(np.int64)
+                                for name in EVENT_TYPES)
+    visitors = np.bincount(pd.unique(pairs) // width, minlength=k).astype(np.int64)
+    return np.asarray(groups), {
+        "visitors": pa.array(visitors),
         "viewers": pa.array(viewers),
         "carters": pa.array(carters),
         "buyers": pa.array(buyers),
