@@ -93,8 +93,8 @@ ANALYSES: dict[str, Callable[[Sources], pa.Table]] = {
     "item_pairs": lambda s: item_pairs.item_pairs(s.events),
 }
 
-# The events_enriched columns the analyses read (the text columns they do not need stay on disk).
-EVENT_COLUMNS = ["timestamp_ms", "visitorid", "event", "itemid", "transactionid", "event_time", "session_id",
+# The events_enriched columns the analyses read (the others stay on disk).
+EVENT_COLUMNS = ["timestamp_ms", "visitorid", "event", "itemid", "transactionid", "session_id",
                  "view_to_purchase", "categoryid", "available", "root_categoryid", "source_line"]
 
 
@@ -106,6 +106,7 @@ class ComputeTables(RetailTask):
     for them at the end.) Two such tasks split the tables, to run side by side."""
 
     tables: tuple[str, ...] = ()
+    event_columns: list[str] = EVENT_COLUMNS  # what its tables read of events_enriched
 
     def requires(self):
         return {"enriched": EnrichEvents(), "categories": LoadCategoryTree(), "snapshots": PropertySnapshots(),
@@ -119,7 +120,7 @@ class ComputeTables(RetailTask):
         out = self.output()
         steps = len(self.tables) + 1
         self.step(0, steps, "reading events_enriched")
-        sources = Sources(self.input(), EVENT_COLUMNS)
+        sources = Sources(self.input(), self.event_columns)
         written = []
         for done, name in enumerate(self.tables, start=1):
             self.step(done, steps, f"computing {name}")
@@ -138,6 +139,8 @@ class EventAnalyses(ComputeTables):
 
     tables = ("event_type_counts", "daily_funnel", "overview", "hour_of_day_profile", "weekday_hour_profile",
               "category_daily_funnel", "cohort_retention", "daily_cart_abandonment")
+    event_columns = ["timestamp_ms", "visitorid", "event", "itemid", "session_id", "view_to_purchase", "categoryid",
+                     "root_categoryid"]
 
     def output(self):
         return {**super().output(), "event_type_counts_table": self.work_target("event_type_counts", TABLE_SUFFIX)}
