@@ -62,7 +62,7 @@ def assert_whole(work: Path) -> int:
     checked = 0
     for path in sorted(p for p in work.rglob("*") if p.is_file() and "-luigi-tmp-" not in p.name):
         if path.suffix == ".arrow":
-            storage.read_table(path).validate(full=True)
+            storage.read_arrow_file(path).validate(full=True)
         elif path.suffix == ".sqlite":
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:

@@ -214,14 +214,14 @@ def test_latest_value_per_item_property(rows):
 def test_latest_values_in_batches_written_out_read_back_as_the_whole_table(tmp_path_factory, rows, batch_rows):
     """What a property-file load writes: the latest values taken and written a batch at a time."""
     from retail_pipeline.properties import LATEST_SCHEMA, latest_item_properties_in_batches
-    from retail_pipeline.storage import read_table, write_batches
+    from retail_pipeline.storage import read_arrow_file, write_arrow_batches
 
     table = properties_table(rows)
     halves = [table.slice(0, len(rows) // 2), table.slice(len(rows) // 2)]  # as loaded: in chunks
     chunked = pa.concat_tables(halves)
     path = tmp_path_factory.mktemp("latest") / "latest.arrow"
-    write_batches(LATEST_SCHEMA, latest_item_properties_in_batches(chunked, batch_rows=batch_rows), path)
-    assert read_table(path).to_pylist() == latest_item_properties(table).to_pylist()
+    write_arrow_batches(path, LATEST_SCHEMA, latest_item_properties_in_batches(chunked, batch_rows=batch_rows))
+    assert read_arrow_file(path).to_pylist() == latest_item_properties(table).to_pylist()
 
 
 @settings(max_examples=200, deadline=None)
