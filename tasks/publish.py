@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from retail_pipeline import schema
 from retail_pipeline.sqlite_out import (build_core, publish_database, read_build_info, table_counts, write_big_table,
-                                        write_table)
+                                        write_sqlite_part)
 from retail_pipeline.stages import item_properties_by_range, remove_stale_temporaries, table_summary
 
 from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
@@ -56,7 +56,7 @@ class WriteTablePart(RetailTask):
         key = _source(self.table)[1]
         table = load_table(self.input()[key] if key else self.input())
         progress = Progress(self, total=table.num_rows, what=f"of {table.num_rows:,} rows written")
-        write_outputs([(self.output(), lambda path: write_table(table, schema.TABLES[self.table], path, progress))])
+        write_outputs([(self.output(), lambda path: write_sqlite_part(path, schema.TABLES[self.table], table, progress=progress))])
         self.step(1, 1, f"{table.num_rows:,} rows written")
 
 
@@ -86,7 +86,7 @@ class WriteItemProperties(RetailTask):
                 yield part
 
         write_outputs([(self.output(), lambda path: write_big_table(
-            path, schema.TABLES["item_properties"], merged_ranges(), retail().sqlite_writer, progress=progress))])
+            path, schema.TABLES["item_properties"], merged_ranges(), writer=retail().sqlite_writer, progress=progress))])
         self.step(1, 1, "item_properties written")
 
 
