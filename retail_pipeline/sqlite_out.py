@@ -134,11 +134,11 @@ def write_big_table(path: str | os.PathLike, schema: TableSchema, tables: Iterab
                     progress: Callable[[int], None] | None = None, cells: Iterable[pa.Table] | None = None) -> int:
     """Add table ``schema``, holding the rows of ``tables``, and its indexes to the SQLite file
     ``path`` (created if missing); return the row count. ``writer`` is ``[retail] sqlite_writer``:
-    ``"pages"`` writes the b-trees' pages (:func:`sqlite_btree.write_table`, which may take the
+    ``"pages"`` writes the b-trees' pages (:func:`sqlite_btree.write_pages`, which may take the
     rows' ``cells`` already made), ``"sqlite"`` has SQLite do it all: the rows inserted through
     the ADBC driver, in the order given (so with the same rowids), then ``CREATE INDEX``."""
     if writer == "pages":
-        return sqlite_btree.write_table(path, schema, tables, progress=progress, cells=cells)
+        return sqlite_btree.write_pages(path, schema, tables, progress=progress, cells=cells)
     if writer != "sqlite":
         raise ValueError(f"unknown SQLite writer {writer!r}: one of {', '.join(WRITERS)}")
     new = not os.path.exists(path) or os.path.getsize(path) == 0
