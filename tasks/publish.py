@@ -155,7 +155,13 @@ def in_key_order(table: pa.Table, key: str) -> pa.Table:
 
 def _remake_if_taken(task: RetailTask) -> None:
     """Run ``task`` again if its file is gone (taken over by the next task of a run that has
-    since been superseded), after remaking the taken files it starts from."""
+    since been superseded), after remaking the taken files it starts from.
+
+    Luigi checked the file's completeness when it scheduled this run, and a taken file counts
+    as made (:class:`TakenOverFile`, :class:`CoreFile`), so nothing else remakes it: why this
+    hand-run, and the invariants that make it safe (a missing file only; deterministic,
+    fingerprint-named outputs; written through ``write_outputs``), are in docs/decisions.md,
+    "Taking work files over"."""
     if os.path.exists(task.output().path):
         return
     for dependency in luigi.task.flatten(task.requires()):
