@@ -153,7 +153,7 @@ def in_key_order(table: pa.Table, key: str) -> pa.Table:
     return table.take(pa.array(np.argsort(table.column(key).to_numpy(), kind="stable")))
 
 
-def _remake_if_taken(task: RetailTask) -> None:
+def _remake_if_taken(task: RetailTask, runner: luigi.Task) -> None:
     """Run ``task`` again if its file is gone (taken over by the next task of a run that has
     since been superseded), after remaking the taken files it starts from.
 
@@ -161,12 +161,16 @@ def _remake_if_taken(task: RetailTask) -> None:
     as made (:class:`TakenOverFile`, :class:`CoreFile`), so nothing else remakes it: why this
     hand-run, and the invariants that make it safe (a missing file only; deterministic,
     fingerprint-named outputs; written through ``write_outputs``), are in docs/decisions.md,
-    "Taking work files over"."""
+    "Taking work files over". ``task`` reports its progress through ``runner``, the task running
+    it: not run by a Luigi worker, it has no callbacks of its own (Luigi sets them to None)."""
     if os.path.exists(task.output().path):
         return
     for dependency in luigi.task.flatten(task.requires()):
         if isinstance(dependency.output(), TakenOverFile):
-            _remake_if_taken(dependency)
+            _remake_if_taken(dependency, runner)
+    task.set_status_message = runner.set_status_message
+    task.set_progress_percentage = runner.set_progress_percentage
+    task.set_tracking_url = runner.set_tracking_url
     task.run()
 
 
@@ -215,7 +219,7 @@ class PublishDatabase(RetailTask):
     def run(self):
         if self.complete():  # published by another run sharing the scheduler, which took the core
             return
-        _remake_if_taken(BuildCoreDatabase())  # taken by a publish since replaced: make it again
+        _remake_if_taken(BuildCoreDatabase(), self)  # taken by a publish since replaced: make it again
         for path in remove_stale_temporaries(retail().work_dir, retail().database):
             print(f"Removed {path}, left by a run that did not finish", flush=True)
         self.step(0, 2, "assembling the database")
