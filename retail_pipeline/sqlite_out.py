@@ -5,12 +5,12 @@ item_properties into its own file as soon as the property files are read; the ce
 events_enriched by each enriched shard, side by side. The "core" file joins them: the
 item_properties file itself, taken over (moving it costs nothing), with events_enriched (from
 the shards' cells), its indexes and sessions added. The small tables go into SQLite through
-the ADBC driver (Arrow arrays bound in C), each into its own file (a part,
-:func:`write_sqlite_part`). Publishing then assembles
-the database in a temporary file beside the target: it takes the core over, copies the small
-tables in with ``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds their indexes, runs
-``ANALYZE``, switches to rollback-journal mode and renames the file over the target. The
-target path therefore only ever holds a complete database.
+the ADBC driver (Arrow arrays bound in C), each into its own file, a part
+(:func:`write_sqlite_part`). Publishing then assembles the database in a temporary file beside
+the target: it takes the core over, copies the small tables in with ``ATTACH`` + ``INSERT …
+SELECT`` (SQLite's C speed), builds their indexes, runs ``ANALYZE``, switches to rollback-journal
+mode and renames the file over the target. The target path therefore only ever holds a complete
+database.
 
 With ``[retail] sqlite_writer = sqlite`` (``writer="sqlite"`` here) no page is written by the
 pipeline: the big tables too go in through the ADBC driver (SQLite's own insert path) and their
