@@ -607,8 +607,8 @@ def _inspect(conn: sqlite3.Connection, schema: TableSchema) -> _Facts:
     return _Facts(not_null, tuple(written))
 
 
-def check_writable(path: str | os.PathLike, schema: TableSchema, page_size: int = PAGE_SIZE) -> tuple[_Facts, bool]:
-    """Whether :func:`write_table` can add table ``schema`` to the SQLite file ``path`` (new or
+def check_writable(path: str | os.PathLike, schema: TableSchema, *, page_size: int = PAGE_SIZE) -> tuple[_Facts, bool]:
+    """Whether :func:`write_pages` can add table ``schema`` to the SQLite file ``path`` (new or
     not), judged before anything is written: :class:`NotWritable`, naming the table and the
     reason, if not. Returns the table's facts and whether ``path`` is a new (missing or empty) file."""
     name = schema.name
@@ -724,7 +724,7 @@ def _check_increasing(columns: list[pa.Array], declared: list[str], what: str, n
         raise ValueError(f"{what}: row {row} is not after row {row - 1} in key order")
 
 
-def write_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[pa.Table],
+def write_pages(path: str | os.PathLike, schema: TableSchema, tables: Iterable[pa.Table], *,
                 page_size: int = PAGE_SIZE, progress: Callable[[int], None] | None = None,
                 cells: Iterable[pa.Table] | None = None) -> int:
     """Add table ``schema`` and its indexes, holding the rows of ``tables``, to the SQLite file
@@ -742,7 +742,7 @@ def write_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[p
     A table or file it does not handle (:func:`check_writable`) is :class:`NotWritable`, raised
     before anything is written (a new file made meanwhile is removed).
     """
-    facts, new = check_writable(path, schema, page_size)
+    facts, new = check_writable(path, schema, page_size=page_size)
     declared = [kind for _, kind in schema.columns]
     try:
         if schema.without_rowid:
@@ -778,7 +778,7 @@ def _check_not_null(table: pa.Table, schema: TableSchema, not_null: tuple[str, .
 
 def table_cells(schema: TableSchema, table: pa.Table, first_rowid: int) -> pa.Table:
     """The table b-tree cells (``rowid``, ``cell``) of rows of the rowid table ``schema``, given
-    rowids from ``first_rowid`` on, for :func:`write_table`. Making the cells is most of the
+    rowids from ``first_rowid`` on, for :func:`write_pages`. Making the cells is most of the
     work of writing a wide table, and can be done where the rows are made, side by side."""
     declared = [kind for _, kind in schema.columns]
     rowids = np.arange(first_rowid, first_rowid + table.num_rows, dtype=np.int64)

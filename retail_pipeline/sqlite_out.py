@@ -5,11 +5,12 @@ item_properties into its own file as soon as the property files are read; the ce
 events_enriched by each enriched shard, side by side. The "core" file joins them: the
 item_properties file itself, taken over (moving it costs nothing), with events_enriched (from
 the shards' cells), its indexes and sessions added. The small tables go into SQLite through
-the ADBC driver (Arrow arrays bound in C), each into its own file. Publishing then assembles
-the database in a temporary file beside the target: it takes the core over, copies the small
-tables in with ``ATTACH`` + ``INSERT … SELECT`` (SQLite's C speed), builds their indexes, runs
-``ANALYZE``, switches to rollback-journal mode and renames the file over the target. The
-target path therefore only ever holds a complete database.
+the ADBC driver (Arrow arrays bound in C), each into its own file, a part
+(:func:`write_sqlite_part`). Publishing then assembles the database in a temporary file beside
+the target: it takes the core over, copies the small tables in with ``ATTACH`` + ``INSERT …
+SELECT`` (SQLite's C speed), builds their indexes, runs ``ANALYZE``, switches to rollback-journal
+mode and renames the file over the target. The target path therefore only ever holds a complete
+database.
 
 With ``[retail] sqlite_writer = sqlite`` (``writer="sqlite"`` here) no page is written by the
 pipeline: the big tables too go in through the ADBC driver (SQLite's own insert path) and their
@@ -69,10 +70,11 @@ def _sqlite_ready(column: pa.ChunkedArray, declared: str) -> pa.ChunkedArray:
     return column
 
 
-def write_table(
-    tables: pa.Table | Iterable[pa.Table],
-    schema: TableSchema,
+def write_sqlite_part(
     path: str | os.PathLike,
+    schema: TableSchema,
+    tables: pa.Table | Iterable[pa.Table],
+    *,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write the rows of ``tables`` (one table, or several written one after the other) as the
@@ -92,10 +94,10 @@ def write_table(
         create_table(conn, schema, indexes=False)  # publishing indexes the table once it has its rows
     finally:
         conn.close()
-    return _ingest(tables, schema, path, progress)
+    return _ingest(path, schema, tables, progress=progress)
 
 
-def _ingest(tables: pa.Table | Iterable[pa.Table], schema: TableSchema, path: str | os.PathLike,
+def _ingest(path: str | os.PathLike, schema: TableSchema, tables: pa.Table | Iterable[pa.Table], *,
             progress: Callable[[int], None] | None = None) -> int:
     """Append the rows of ``tables`` to table ``schema`` (which exists) of the SQLite file ``path``
     through the ADBC driver; return the row count."""
@@ -128,15 +130,15 @@ def _ingest(tables: pa.Table | Iterable[pa.Table], schema: TableSchema, path: st
     return written
 
 
-def write_big_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[pa.Table], writer: str = "pages",
+def write_big_table(path: str | os.PathLike, schema: TableSchema, tables: Iterable[pa.Table], *, writer: str = "pages",
                     progress: Callable[[int], None] | None = None, cells: Iterable[pa.Table] | None = None) -> int:
     """Add table ``schema``, holding the rows of ``tables``, and its indexes to the SQLite file
     ``path`` (created if missing); return the row count. ``writer`` is ``[retail] sqlite_writer``:
-    ``"pages"`` writes the b-trees' pages (:func:`sqlite_btree.write_table`, which may take the
+    ``"pages"`` writes the b-trees' pages (:func:`sqlite_btree.write_pages`, which may take the
     rows' ``cells`` already made), ``"sqlite"`` has SQLite do it all: the rows inserted through
     the ADBC driver, in the order given (so with the same rowids), then ``CREATE INDEX``."""
     if writer == "pages":
-        return sqlite_btree.write_table(path, schema, tables, progress=progress, cells=cells)
+        return sqlite_btree.write_pages(path, schema, tables, progress=progress, cells=cells)
     if writer != "sqlite":
         raise ValueError(f"unknown SQLite writer {writer!r}: one of {', '.join(WRITERS)}")
     new = not os.path.exists(path) or os.path.getsize(path) == 0
@@ -149,7 +151,7 @@ def write_big_table(path: str | os.PathLike, schema: TableSchema, tables: Iterab
         conn.execute("COMMIT")
     finally:
         conn.close()
-    written = _ingest(tables, schema, path, progress)
+    written = _ingest(path, schema, tables, progress=progress)
     if schema.all_indexes:
         conn = _fast_connection(path)
         try:
@@ -181,7 +183,7 @@ def build_core(
     for schema, rows, cells in tables:
         say(f"writing {schema.name}" + (" and its indexes" if schema.all_indexes else "")
             + (" through SQLite" if writer == "sqlite" else ""))
-        write_big_table(path, schema, rows, writer, cells=cells)
+        write_big_table(path, schema, rows, writer=writer, cells=cells)
 
 
 def _copy_parts(conn: sqlite3.Connection, name: str, parts: list[str | os.PathLike], say: Callable[[str], None]) -> None:

@@ -4,6 +4,8 @@ Tables are Arrow IPC files, uncompressed: writing one is little more than a copy
 one maps it into memory without decoding anything (Parquet's compression and encoding cost
 seconds per 10 M rows at each of the many hand-overs between tasks). Formats are passed
 explicitly: temporary paths do not end in the real suffix.
+
+Every function takes the path first, then what goes into the file.
 """
 
 from __future__ import annotations
@@ -17,22 +19,25 @@ import pyarrow.feather as feather
 TABLE_SUFFIX = "arrow"
 
 
-def write_table(table: pa.Table, path: str | os.PathLike) -> None:
+def write_arrow_file(path: str | os.PathLike, table: pa.Table) -> None:
+    """Write ``table`` as the Arrow IPC file ``path``."""
     feather.write_feather(table, os.fspath(path), compression="uncompressed", chunksize=1 << 20)
 
 
-def write_batches(schema: pa.Schema, tables, path: str | os.PathLike) -> None:
-    """Write ``tables`` (an iterable of tables of ``schema``, consumed one at a time) as one table file."""
+def write_arrow_batches(path: str | os.PathLike, schema: pa.Schema, tables) -> None:
+    """Write ``tables`` (an iterable of tables of ``schema``, consumed one at a time) as the one
+    Arrow IPC file ``path``."""
     with pa.OSFile(os.fspath(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for table in tables:
             writer.write_table(table, max_chunksize=1 << 20)
 
 
-def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+def read_arrow_file(path: str | os.PathLike, *, columns: list[str] | None = None) -> pa.Table:
+    """The table of the Arrow IPC file ``path`` (only ``columns``, if given), memory-mapped."""
     return feather.read_table(os.fspath(path), columns=columns, memory_map=True)
 
 
-def write_json(document: dict, path: str | os.PathLike) -> None:
+def write_json(path: str | os.PathLike, document: dict) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=2, sort_keys=True)
 

@@ -2,23 +2,32 @@
 
 Tasks are thin: parameters, ``requires()``, ``output()``, and a ``run()`` that calls
 the ``retail_pipeline`` library.
+
+Importing this package is what starts a pipeline process (``luigi --module tasks``; Luigi's
+worker processes are forked from it), so it first applies the pipeline's memory settings
+(:func:`retail_pipeline.process_tuning.tune_process`), before anything imports NumPy or
+allocates through Arrow.
 """
 
-import resource
-import sys
-import time
+from retail_pipeline.process_tuning import tune_process
 
-import luigi
+tune_process()
 
-from retail_pipeline.errors import describe_failure
+import resource  # noqa: E402 - after tune_process, here and below
+import sys  # noqa: E402
+import time  # noqa: E402
 
-from .config import retail
-from .inputs import InputFile
-from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots
-from .publish import BuildCoreDatabase, PublishDatabase, RunAll, WriteItemProperties, WriteTablePart
-from .transform import DataQuality, EnrichEvents, EnrichEventsShard, RejectedRows
-from .analytics import EntityTables, EventAnalyses, HourlyTrend, PropertyHistory
-from . import summary
+import luigi  # noqa: E402
+
+from retail_pipeline.errors import describe_failure  # noqa: E402
+
+from .config import retail  # noqa: E402
+from .inputs import InputFile  # noqa: E402
+from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots  # noqa: E402
+from .publish import BuildCoreDatabase, PublishDatabase, RunAll, WriteItemProperties, WriteTablePart  # noqa: E402
+from .transform import DataQuality, EnrichEvents, EnrichEventsShard, RejectedRows  # noqa: E402
+from .analytics import EntityTables, EventAnalyses, HourlyTrend, PropertyHistory  # noqa: E402
+from . import summary  # noqa: E402
 
 summary.install()
 

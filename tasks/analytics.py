@@ -12,7 +12,7 @@ import pyarrow as pa
 from retail_pipeline import aggregates, analytics, carts, funnels, item_pairs, profiles, purchases, visitors
 from retail_pipeline.property_history import item_property_history
 from retail_pipeline.schema import TABLES
-from retail_pipeline.sqlite_out import write_table
+from retail_pipeline.sqlite_out import write_sqlite_part
 
 from .base import CRITICAL_PATH, TABLE_SUFFIX, RetailTask, load_table, save_table, table_writer, write_outputs
 from .load import LoadCategoryTree, PropertySnapshots, property_files
@@ -125,7 +125,7 @@ class ComputeTables(RetailTask):
         for done, name in enumerate(self.tables, start=1):
             self.step(done, steps, f"computing {name}")
             table = sources.computed[name] = ANALYSES[name](sources)
-            written.append((out[name], lambda path, table=table, name=name: write_table(table, TABLES[name], path)))
+            written.append((out[name], lambda path, table=table, name=name: write_sqlite_part(path, TABLES[name], table)))
             self.extra_outputs(name, table, written)
         write_outputs(written)
         self.step(steps, steps, f"{len(self.tables)} tables written")

@@ -98,12 +98,12 @@ def write_outputs(outputs: list[tuple[luigi.LocalTarget, Callable[[str], None]]]
 
 def table_writer(table):
     """A writer of ``table`` as a table file, for :func:`write_outputs`."""
-    return lambda path: storage.write_table(table, path)
+    return lambda path: storage.write_arrow_file(path, table)
 
 
 def json_writer(document):
     """A writer of ``document`` as JSON, for :func:`write_outputs`."""
-    return lambda path: storage.write_json(document, path)
+    return lambda path: storage.write_json(path, document)
 
 
 def save_table(target: luigi.LocalTarget, table) -> None:
@@ -116,8 +116,8 @@ def load_table(target, columns=None):
     import pyarrow as pa
 
     if isinstance(target, (list, tuple)):
-        return pa.concat_tables([storage.read_table(t.path, columns=columns) for t in target]).combine_chunks()
-    return storage.read_table(target.path, columns=columns)
+        return pa.concat_tables([storage.read_arrow_file(t.path, columns=columns) for t in target]).combine_chunks()
+    return storage.read_arrow_file(target.path, columns=columns)
 
 
 class Progress:

@@ -97,7 +97,7 @@ class LoadItemPropertyFile(RetailTask):
             """The next part: read, its latest values written to ``path`` (which lets its rows go)."""
             nonlocal lines
             latest, part_point_in_time, part_rejected, part_lines = next(parts)
-            storage.write_batches(LATEST_SCHEMA, latest, path)
+            storage.write_arrow_batches(path, LATEST_SCHEMA, latest)
             point_in_time.append(part_point_in_time)
             rejected.append(part_rejected)
             lines += part_lines
@@ -109,9 +109,9 @@ class LoadItemPropertyFile(RetailTask):
         out = self.output()
         # written in this order: every part's latest values (each reading its part), then the rest
         write_outputs([*((target, write_latest) for target in out["latest"]),
-                       (out["point_in_time"], lambda path: storage.write_table(pa.concat_tables(point_in_time), path)),
-                       (out["rejected"], lambda path: storage.write_table(pa.concat_tables(rejected), path)),
-                       (out["stats"], lambda path: storage.write_json(stats(), path))])
+                       (out["point_in_time"], lambda path: storage.write_arrow_file(path, pa.concat_tables(point_in_time))),
+                       (out["rejected"], lambda path: storage.write_arrow_file(path, pa.concat_tables(rejected))),
+                       (out["stats"], lambda path: storage.write_json(path, stats()))])
 
 
 def property_files():

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from retail_pipeline import schema
 from retail_pipeline.sqlite_out import (build_core, publish_database, read_build_info, table_counts, write_big_table,
-                                        write_table)
+                                        write_sqlite_part)
 from retail_pipeline.stages import item_properties_by_range, remove_stale_temporaries, table_summary
 
 from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
@@ -56,7 +56,7 @@ class WriteTablePart(RetailTask):
         key = _source(self.table)[1]
         table = load_table(self.input()[key] if key else self.input())
         progress = Progress(self, total=table.num_rows, what=f"of {table.num_rows:,} rows written")
-        write_outputs([(self.output(), lambda path: write_table(table, schema.TABLES[self.table], path, progress))])
+        write_outputs([(self.output(), lambda path: write_sqlite_part(path, schema.TABLES[self.table], table, progress=progress))])
         self.step(1, 1, f"{table.num_rows:,} rows written")
 
 
@@ -87,11 +87,11 @@ class WriteItemProperties(RetailTask):
                 yield part
 
         def write(path):
-            write_big_table(path, schema.TABLES["item_properties"], merged_ranges(), retail().sqlite_writer,
+            write_big_table(path, schema.TABLES["item_properties"], merged_ranges(), writer=retail().sqlite_writer,
                             progress=progress)
             self.set_status_message("writing item_property_history")
             write_big_table(path, schema.TABLES["item_property_history"], [load_table(self.input()["history"])],
-                            retail().sqlite_writer)
+                            writer=retail().sqlite_writer)
 
         write_outputs([(self.output(), write)])
         self.step(1, 1, "item_properties and item_property_history written")
@@ -158,14 +158,24 @@ def in_key_order(table: pa.Table, key: str) -> pa.Table:
     return table.take(pa.array(np.argsort(table.column(key).to_numpy(), kind="stable")))
 
 
-def _remake_if_taken(task: RetailTask) -> None:
+def _remake_if_taken(task: RetailTask, runner: luigi.Task) -> None:
     """Run ``task`` again if its file is gone (taken over by the next task of a run that has
-    since been superseded), after remaking the taken files it starts from."""
+    since been superseded), after remaking the taken files it starts from.
+
+    Luigi checked the file's completeness when it scheduled this run, and a taken file counts
+    as made (:class:`TakenOverFile`, :class:`CoreFile`), so nothing else remakes it: why this
+    hand-run, and the invariants that make it safe (a missing file only; deterministic,
+    fingerprint-named outputs; written through ``write_outputs``), are in docs/decisions.md,
+    "Taking work files over". ``task`` reports its progress through ``runner``, the task running
+    it: not run by a Luigi worker, it has no callbacks of its own (Luigi sets them to None)."""
     if os.path.exists(task.output().path):
         return
     for dependency in luigi.task.flatten(task.requires()):
         if isinstance(dependency.output(), TakenOverFile):
-            _remake_if_taken(dependency)
+            _remake_if_taken(dependency, runner)
+    task.set_status_message = runner.set_status_message
+    task.set_progress_percentage = runner.set_progress_percentage
+    task.set_tracking_url = runner.set_tracking_url
     task.run()
 
 
@@ -214,7 +224,7 @@ class PublishDatabase(RetailTask):
     def run(self):
         if self.complete():  # published by another run sharing the scheduler, which took the core
             return
-        _remake_if_taken(BuildCoreDatabase())  # taken by a publish since replaced: make it again
+        _remake_if_taken(BuildCoreDatabase(), self)  # taken by a publish since replaced: make it again
         for path in remove_stale_temporaries(retail().work_dir, retail().database):
             print(f"Removed {path}, left by a run that did not finish", flush=True)
         self.step(0, 2, "assembling the database")

@@ -253,7 +253,7 @@ def read_lines(path: Path) -> list[bytes]:
     return [piece[:-1] if piece.endswith(b"\r") else piece for piece in pieces]
 
 
-def read_table(path: Path, header: str, reject: list[dict]) -> list[tuple[int, list[str]]]:
+def read_csv_rows(path: Path, header: str, reject: list[dict]) -> list[tuple[int, list[str]]]:
     """Check the header, then return ``(line_number, fields)`` of every line that splits into the
     header's number of fields; the other lines are appended to ``reject``."""
     lines = read_lines(path)
@@ -298,7 +298,7 @@ def read_events(path: Path, reject: list[dict]) -> tuple[list[dict], int]:
     events = []
     seen = set()
     duplicates = 0
-    for line_number, fields in read_table(path, EVENTS_HEADER, reject):
+    for line_number, fields in read_csv_rows(path, EVENTS_HEADER, reject):
         raw = ",".join(fields)
         timestamp_text, visitor_text, event, item_text, transaction_text = fields
         # Checks in column order, stopping at the first fault.
@@ -344,7 +344,7 @@ def read_events(path: Path, reject: list[dict]) -> tuple[list[dict], int]:
 
 def read_item_properties(path: Path, reject: list[dict]) -> list[dict]:
     snapshots = []
-    for line_number, fields in read_table(path, ITEM_PROPERTIES_HEADER, reject):
+    for line_number, fields in read_csv_rows(path, ITEM_PROPERTIES_HEADER, reject):
         raw = ",".join(fields)
         timestamp_text, item_text, prop, value = fields
         timestamp = parse_int(timestamp_text)
@@ -363,7 +363,7 @@ def read_category_rows(path: Path, reject: list[dict]) -> list[dict]:
     """Category rows in input order, the first row of each categoryid kept."""
     rows = []
     seen = set()
-    for line_number, fields in read_table(path, CATEGORY_TREE_HEADER, reject):
+    for line_number, fields in read_csv_rows(path, CATEGORY_TREE_HEADER, reject):
         raw = ",".join(fields)
         category_text, parent_text = fields
         categoryid = parse_int(category_text)

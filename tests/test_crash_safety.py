@@ -27,6 +27,7 @@ import pytest
 from conftest import REPO, assert_same_tables, pipeline_command, read_tables, run_pipeline, verify, write_inputs
 from retail_pipeline import stages, storage
 from retail_pipeline.schema import TABLES
+from retail_pipeline.sqlite_out import read_build_info
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,7 @@ def assert_whole(work: Path) -> int:
     checked = 0
     for path in sorted(p for p in work.rglob("*") if p.is_file() and "-luigi-tmp-" not in p.name):
         if path.suffix == ".arrow":
-            storage.read_table(path).validate(full=True)
+            storage.read_arrow_file(path).validate(full=True)
         elif path.suffix == ".sqlite":
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
@@ -214,4 +215,31 @@ def test_loads_killed_between_renaming_their_outputs_are_redone(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     ran = result.stderr.split("ran successfully:")[1]
     assert all(f"{task}()" in ran for task, _ in LOADS) and all(path.exists() for path in missing)
+    assert stages.temporary_files(work, database) == []
+
+
+def test_files_taken_over_by_a_superseded_run_are_remade_by_the_publish(tmp_path):
+    """docs/decisions.md, "Taking work files over": the published database records this run's
+    core, so Luigi counts the core and the item_properties file as made, although both were taken
+    (moved into the database), but not this run's publish (as if another run had published since).
+    PublishDatabase remakes both files by hand, item_properties first, and publishes the same tables."""
+    data = write_inputs(tmp_path / "data", SMALL)
+    work, database = tmp_path / "work", tmp_path / "retail.db"
+    assert run_pipeline(data, work, database).returncode == 0
+    published = read_tables(database)
+    taken = [*(work / "WriteItemProperties").glob("*.sqlite"), *(work / "BuildCoreDatabase").glob("*.sqlite")]
+    assert taken == []  # both moved: item_properties into the core, the core into the database
+    conn = sqlite3.connect(database)
+    with conn:
+        conn.execute("UPDATE [_build_info] SET value = 'another run' WHERE key = 'fingerprint'")
+    conn.close()
+
+    result = run_pipeline(data, work, database)
+    assert result.returncode == 0, result.stderr[-3000:]
+    started = {line.split()[1].split("_")[0] for line in result.stderr.splitlines() if line.startswith("STARTED ")}
+    assert started == {"PublishDatabase", "RunAll"}  # for Luigi the core and item_properties were made
+    assert read_build_info(database)["fingerprint"] != "another run"  # republished, from a remade core
+    assert_same_tables(read_tables(database), published)
+    assert verify(database).returncode == 0
+    assert [*(work / "WriteItemProperties").glob("*.sqlite"), *(work / "BuildCoreDatabase").glob("*.sqlite")] == []
     assert stages.temporary_files(work, database) == []

@@ -1,6 +1,6 @@
 """B-trees written straight into SQLite's file format read back, check and write like SQLite's own.
 
-Each test builds a file with ``sqlite_btree.write_table`` and asks SQLite itself: ``PRAGMA
+Each test builds a file with ``sqlite_btree.write_pages`` and asks SQLite itself: ``PRAGMA
 integrity_check`` (page structure, key order, every index entry matching a table row, free
 space accounting), the rows read back against the rows given, queries through each index, and
 a row inserted afterwards by SQLite. Small page sizes make trees of several levels and rows too
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from retail_pipeline import schema, sqlite_btree
 from retail_pipeline.schema import TableSchema
-from retail_pipeline.sqlite_btree import BTreeFile, NotWritable, max_local_payload, table_cells, write_table
+from retail_pipeline.sqlite_btree import BTreeFile, NotWritable, max_local_payload, table_cells, write_pages
 
 ITEM_PROPERTIES = schema.TABLES["item_properties"]
 EVENTS = TableSchema(
@@ -55,7 +55,7 @@ def test_without_rowid_table_reads_back_as_sqlite_would_store_it(tmp_path_factor
         "timestamp_ms": pa.array([r[3] for r in rows], pa.int64()),
     })
     path = tmp_path_factory.mktemp("b") / "t.db"
-    assert write_table(path, ITEM_PROPERTIES, as_parts(table, parts), page_size=page_size) == len(rows)
+    assert write_pages(path, ITEM_PROPERTIES, as_parts(table, parts), page_size=page_size) == len(rows)
     conn = sqlite3.connect(path)
     assert integrity(conn) == [("ok",)]
     assert conn.execute("SELECT * FROM item_properties").fetchall() == rows  # in key order
@@ -92,7 +92,7 @@ def test_rowid_table_and_its_indexes_read_back_as_sqlite_would_store_them(tmp_pa
         for part in as_parts(table, parts):
             starts.append(starts[-1] + part.num_rows)
         given = [table_cells(EVENTS, part, first + 1) for part, first in zip(as_parts(table, parts), starts)]
-    assert write_table(path, EVENTS, as_parts(table, parts), page_size=page_size, cells=given) == len(rows)
+    assert write_pages(path, EVENTS, as_parts(table, parts), page_size=page_size, cells=given) == len(rows)
     conn = sqlite3.connect(path)
     assert integrity(conn) == [("ok",)]
     expected = [(i + 1, r[0], r[1], r[2], r[3], None if r[4] is None else int(r[4])) for i, r in enumerate(rows)]
@@ -113,7 +113,7 @@ def test_rows_too_big_for_a_page_are_inserted_by_sqlite(tmp_path):
                       "value": pa.array([big if i % 7 == 0 else str(i) for i in range(100)]),
                       "timestamp_ms": pa.array(range(100), pa.int64())})
     path = tmp_path / "t.db"
-    write_table(path, ITEM_PROPERTIES, [table], page_size=1024)
+    write_pages(path, ITEM_PROPERTIES, [table], page_size=1024)
     conn = sqlite3.connect(path)
     assert integrity(conn) == [("ok",)]
     assert [r[2] for r in conn.execute("SELECT * FROM item_properties")] == table.column("value").to_pylist()
@@ -124,7 +124,7 @@ def test_text_bytes_are_kept_even_when_not_utf8(tmp_path):
     table = pa.table({"itemid": pa.array([1, 2, 3], pa.int64()), "property": pa.array(["p", "p", "p"]),
                       "value": odd, "timestamp_ms": pa.array([1, 2, 3], pa.int64())})
     path = tmp_path / "t.db"
-    write_table(path, ITEM_PROPERTIES, [table], page_size=1024)
+    write_pages(path, ITEM_PROPERTIES, [table], page_size=1024)
     conn = sqlite3.connect(path)
     conn.text_factory = bytes
     assert [r[0] for r in conn.execute("SELECT value FROM item_properties")] == odd.to_pylist()
@@ -136,7 +136,7 @@ def test_reals_read_back_as_sqlite_stores_them(tmp_path):
     reals = [-0.0, float("nan"), 1.5, None]
     table = pa.table({"a": pa.array(range(4), pa.int64()), "b": pa.array(["x"] * 4), "r": pa.array(reals),
                       "c": pa.array(range(4), pa.int64()), "flag": pa.array([True] * 4)})
-    write_table(tmp_path / "ours.db", EVENTS, [table])
+    write_pages(tmp_path / "ours.db", EVENTS, [table])
     theirs = sqlite3.connect(tmp_path / "theirs.db")
     theirs.execute("CREATE TABLE ev (a INTEGER, b TEXT, r REAL, c INTEGER, flag INTEGER)")
     theirs.executemany("INSERT INTO ev VALUES (?, 'x', ?, 0, 1)", [(i, r) for i, r in enumerate(reals)])
@@ -150,13 +150,13 @@ def test_rows_out_of_key_order_are_refused(tmp_path, itemids, properties):
     table = pa.table({"itemid": pa.array(itemids, pa.int64()), "property": pa.array(properties),
                       "value": pa.array(["x", "y"]), "timestamp_ms": pa.array([1, 2], pa.int64())})
     with pytest.raises(ValueError, match="key order"):
-        write_table(tmp_path / "t.db", ITEM_PROPERTIES, [table])
+        write_pages(tmp_path / "t.db", ITEM_PROPERTIES, [table])
 
 
 def test_without_rowid_tables_it_cannot_write_are_refused_before_anything_is_written(tmp_path):
     keyed_late = TableSchema("t", (("v", "TEXT"), ("k", "INTEGER")), primary_key=("k",), without_rowid=True)
     with pytest.raises(ValueError, match="WITHOUT ROWID"):
-        write_table(tmp_path / "t.db", keyed_late, [])
+        write_pages(tmp_path / "t.db", keyed_late, [])
     assert not (tmp_path / "t.db").exists()
 
 
@@ -164,7 +164,7 @@ def test_a_without_rowid_tables_other_indexes_are_built_by_sqlite_after_its_tree
     indexed = TableSchema("t", (("k", "INTEGER"), ("v", "TEXT")), primary_key=("k",), without_rowid=True,
                           indexes=(("v",),))
     rows = pa.table({"k": pa.array(range(5000), pa.int64()), "v": pa.array([f"v{i % 7}" for i in range(5000)])})
-    assert write_table(tmp_path / "t.db", indexed, [rows.slice(0, 1234), rows.slice(1234)]) == 5000
+    assert write_pages(tmp_path / "t.db", indexed, [rows.slice(0, 1234), rows.slice(1234)]) == 5000
     conn = sqlite3.connect(tmp_path / "t.db")
     assert integrity(conn) == [("ok",)]
     plan = " ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN SELECT k FROM t WHERE v = 'v3'"))
@@ -177,20 +177,20 @@ def test_key_order_is_checked_across_parts(tmp_path):
         return pa.table({"itemid": pa.array([itemid], pa.int64()), "property": pa.array(["a"]),
                          "value": pa.array(["x"]), "timestamp_ms": pa.array([1], pa.int64())})
     with pytest.raises(ValueError, match="key order"):
-        write_table(tmp_path / "t.db", ITEM_PROPERTIES, [part(2), part(1)])
+        write_pages(tmp_path / "t.db", ITEM_PROPERTIES, [part(2), part(1)])
 
 
 def test_duplicate_keys_of_a_unique_index_are_refused(tmp_path):
     table = pa.table({"a": pa.array([1, 1], pa.int64()), "b": pa.array(["x", "y"]), "r": pa.array([1.0, 2.0]),
                       "c": pa.array([5, 5], pa.int64()), "flag": pa.array([True, False])})
     with pytest.raises(ValueError, match="key order"):
-        write_table(tmp_path / "t.db", EVENTS, [table])
+        write_pages(tmp_path / "t.db", EVENTS, [table])
 
 
 def test_empty_tables_are_left_as_sqlite_made_them(tmp_path):
     path = tmp_path / "t.db"
-    assert write_table(path, ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY]) == 0
-    assert write_table(path, EVENTS, []) == 0
+    assert write_pages(path, ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY]) == 0
+    assert write_pages(path, EVENTS, []) == 0
     conn = sqlite3.connect(path)
     assert integrity(conn) == [("ok",)]
     assert conn.execute("SELECT count(*) FROM item_properties").fetchone() == (0,)
@@ -217,8 +217,8 @@ def test_trees_of_several_levels(tmp_path):
                        "r": pa.array([i / 3 for i in range(n)]), "c": pa.array(range(n), pa.int64()),
                        "flag": pa.array([i % 2 == 0 for i in range(n)])})
     path = tmp_path / "t.db"
-    write_table(path, ITEM_PROPERTIES, as_parts(items, 3), page_size=512)
-    write_table(path, EVENTS, as_parts(events, 3), page_size=512)
+    write_pages(path, ITEM_PROPERTIES, as_parts(items, 3), page_size=512)
+    write_pages(path, EVENTS, as_parts(events, 3), page_size=512)
     conn = sqlite3.connect(path)
     assert integrity(conn) == [("ok",)]
     assert conn.execute("SELECT count(*) FROM item_properties WHERE value = '7'").fetchone()[0] == 30
@@ -233,7 +233,7 @@ def test_cells_of_other_rows_are_refused(tmp_path):
     table = pa.table({"a": pa.array([1, 2], pa.int64()), "b": pa.array(["x", "y"]), "r": pa.array([1.0, 2.0]),
                       "c": pa.array([5, 6], pa.int64()), "flag": pa.array([True, False])})
     with pytest.raises(ValueError, match="cells given"):
-        write_table(tmp_path / "t.db", EVENTS, [table], cells=[table_cells(EVENTS, table, 2)])
+        write_pages(tmp_path / "t.db", EVENTS, [table], cells=[table_cells(EVENTS, table, 2)])
 
 
 def test_the_page_sqlite_locks_is_left_unused(tmp_path):
@@ -249,7 +249,7 @@ def test_the_page_sqlite_locks_is_left_unused(tmp_path):
     n = 200_000  # ~8 MiB of rows: across the lock-byte page
     items = pa.table({"itemid": pa.array(range(n), pa.int64()), "property": pa.array(["p"] * n),
                       "value": pa.array(["v" * 30] * n), "timestamp_ms": pa.array(range(n), pa.int64())})
-    write_table(path, ITEM_PROPERTIES, [items])
+    write_pages(path, ITEM_PROPERTIES, [items])
     assert path.stat().st_size > (1 << 30) + (1 << 22)
     conn = sqlite3.connect(path)
     try:
@@ -282,10 +282,10 @@ def test_cells_given_in_many_parts_pack_as_one(tmp_path):
     for part in parts(events):
         given.append(table_cells(EVENTS, part, start + 1))
         start += part.num_rows
-    write_table(tmp_path / "many.db", ITEM_PROPERTIES, parts(items), page_size=512)
-    write_table(tmp_path / "many.db", EVENTS, parts(events), page_size=512, cells=given)
-    write_table(tmp_path / "one.db", ITEM_PROPERTIES, [items], page_size=512)
-    write_table(tmp_path / "one.db", EVENTS, [events], page_size=512)
+    write_pages(tmp_path / "many.db", ITEM_PROPERTIES, parts(items), page_size=512)
+    write_pages(tmp_path / "many.db", EVENTS, parts(events), page_size=512, cells=given)
+    write_pages(tmp_path / "one.db", ITEM_PROPERTIES, [items], page_size=512)
+    write_pages(tmp_path / "one.db", EVENTS, [events], page_size=512)
     many, one = sqlite3.connect(tmp_path / "many.db"), sqlite3.connect(tmp_path / "one.db")
     assert integrity(many) == [("ok",)]
     for query in ("SELECT * FROM item_properties", "SELECT rowid, * FROM ev ORDER BY rowid",
@@ -308,7 +308,7 @@ def test_a_rowid_alias_key_is_the_rowid_and_stored_as_null_as_sqlite_does(tmp_pa
     table = pa.table({"k": pa.array(keys, pa.int64()), "v": pa.array(values),
                       "n": pa.array([i % 3 for i in range(len(keys))], pa.int64())})
     folder = tmp_path_factory.mktemp("alias")
-    assert write_table(folder / "w.db", schema_, [table], page_size=page_size) == len(keys)
+    assert write_pages(folder / "w.db", schema_, [table], page_size=page_size) == len(keys)
     reference = sqlite3.connect(folder / "r.db")
     reference.execute(f"PRAGMA page_size={page_size}")
     reference.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
@@ -324,7 +324,7 @@ def test_a_rowid_alias_key_is_the_rowid_and_stored_as_null_as_sqlite_does(tmp_pa
 def test_a_rowid_alias_key_out_of_order_is_refused(tmp_path):
     schema_ = TableSchema("t", (("k", "INTEGER"), ("v", "TEXT")), primary_key=("k",))
     with pytest.raises(ValueError, match="t.k"):
-        write_table(tmp_path / "t.db", schema_, [pa.table({"k": pa.array([2, 1], pa.int64()), "v": pa.array(["a", "b"])})])
+        write_pages(tmp_path / "t.db", schema_, [pa.table({"k": pa.array([2, 1], pa.int64()), "v": pa.array(["a", "b"])})])
 
 
 # --- what the writer does not handle: refused, naming the table and the reason, before anything is written ---
@@ -348,10 +348,10 @@ def kv_schema(*sql, without_rowid=False, primary_key=()):
 
 
 def assert_refused(path, schema, match, rows=KV, **options):
-    """write_table refuses with NotWritable naming the table, and the file is as it was (or absent)."""
+    """write_pages refuses with NotWritable naming the table, and the file is as it was (or absent)."""
     before = path.read_bytes() if path.exists() else None
     with pytest.raises(NotWritable, match=match) as refusal:
-        write_table(path, schema, [rows], **options)
+        write_pages(path, schema, [rows], **options)
     assert str(refusal.value).startswith(f"{schema.name}: ") and "sqlite_writer = sqlite" in str(refusal.value)
     assert (path.read_bytes() if path.exists() else None) == before
     assert not os.path.exists(f"{path}-journal")
@@ -408,7 +408,7 @@ def test_a_hot_journal_is_refused(tmp_path):
     (tmp_path / "t.db-journal").write_bytes(bytes.fromhex("d9d505f920a163d7") + bytes(504))
     before = path.read_bytes()
     with pytest.raises(NotWritable, match="hot journal"):
-        write_table(path, ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY])
+        write_pages(path, ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY])
     assert path.read_bytes() == before
 
 
@@ -478,7 +478,7 @@ def test_a_new_file_sqlite_makes_in_a_form_it_does_not_handle_is_removed(tmp_pat
 
 
 def test_new_files_have_no_auto_vacuum_and_utf8_whatever_the_build_defaults(tmp_path):
-    write_table(tmp_path / "t.db", ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY])
+    write_pages(tmp_path / "t.db", ITEM_PROPERTIES, [ITEM_PROPERTIES_EMPTY])
     conn = sqlite3.connect(tmp_path / "t.db")
     assert conn.execute("PRAGMA auto_vacuum").fetchone() == (0,)
     assert conn.execute("PRAGMA encoding").fetchone() == ("UTF-8",)
@@ -490,14 +490,14 @@ def test_null_in_a_not_null_column_is_refused(tmp_path):
                                  pa.float64() if t == "REAL" else pa.int64() if t == "INTEGER" else pa.string())
                      for c, t in events.columns})
     with pytest.raises(ValueError, match=r"events_enriched.itemid: NULL in a NOT NULL column \(row 2\)"):
-        write_table(tmp_path / "t.db", events, [rows])
+        write_pages(tmp_path / "t.db", events, [rows])
     nan = RawSchema("kv", (("k", "INTEGER"), ("r", "REAL")), sql=("CREATE TABLE kv (k INTEGER, r REAL NOT NULL)",))
     with pytest.raises(ValueError, match="kv.r: NULL"):  # SQLite stores a NaN as NULL
-        write_table(tmp_path / "u.db", nan, [pa.table({"k": [1, 2], "r": [1.0, float("nan")]})])
+        write_pages(tmp_path / "u.db", nan, [pa.table({"k": [1, 2], "r": [1.0, float("nan")]})])
     keyed = pa.table({"itemid": pa.array([1, None], pa.int64()), "property": ["a", "b"], "value": ["x", "y"],
                       "timestamp_ms": pa.array([1, 2], pa.int64())})
     with pytest.raises(ValueError, match="item_properties.itemid: NULL"):  # a WITHOUT ROWID table's key is NOT NULL
-        write_table(tmp_path / "v.db", ITEM_PROPERTIES, [keyed])
+        write_pages(tmp_path / "v.db", ITEM_PROPERTIES, [keyed])
 
 
 @settings(max_examples=60, deadline=None)
@@ -518,7 +518,7 @@ def test_nulls_in_a_unique_index_are_accepted_where_sqlite_puts_them(tmp_path_fa
     table = pa.table({"a": pa.array([r[0] for r in kept], pa.int64()), "b": pa.array([r[1] for r in kept], pa.string()),
                       "n": pa.array([r[2] for r in kept], pa.int64())})
     folder = tmp_path_factory.mktemp("u")
-    assert write_table(folder / "w.db", unique, [table], page_size=page_size) == len(kept)
+    assert write_pages(folder / "w.db", unique, [table], page_size=page_size) == len(kept)
     reference = sqlite3.connect(folder / "r.db")
     for statement in ddl:
         reference.execute(statement)

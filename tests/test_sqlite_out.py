@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from retail_pipeline.schema import TABLES, TableSchema
 from retail_pipeline.sqlite_btree import PAGE_SIZE, NotWritable, table_cells
-from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, write_big_table, write_table
+from retail_pipeline.sqlite_out import build_core, publish_database, read_build_info, write_big_table, write_sqlite_part
 
 SCHEMA = TableSchema("t", (("i", "INTEGER"), ("s", "TEXT"), ("r", "REAL"), ("d", "TEXT")))
 
@@ -32,7 +32,7 @@ def test_written_rows_read_back_identical(tmp_path_factory, rows):
         "r": pa.array([r[2] for r in rows], pa.float64()),
         "d": pa.array([r[3] for r in rows], pa.string()).dictionary_encode(),
     })
-    assert write_table(table, SCHEMA, path) == len(rows)
+    assert write_sqlite_part(path, SCHEMA, table) == len(rows)
     back = sqlite3.connect(path).execute("SELECT i, s, r, d FROM t ORDER BY rowid").fetchall()
     assert back == [tuple(r) for r in rows]
 
@@ -43,7 +43,7 @@ def tiny_parts(folder):
         table = pa.table({column: pa.array([], pa.string() if t == "TEXT" else pa.int64() if t == "INTEGER"
                                            else pa.float64()) for column, t in schema.columns})
         parts[name] = folder / f"{name}.sqlite"
-        write_table(table, schema, parts[name])
+        write_sqlite_part(parts[name], schema, table)
     return parts
 
 
@@ -51,7 +51,7 @@ def core_and_parts(folder):
     """A core file holding the big tables (as the pipeline's is) and one part per small table."""
     parts = tiny_parts(folder)
     core = folder / "core.sqlite"
-    write_table(pa.table({c: pa.array([], pa.int64()) for c, _ in TABLES["sessions"].columns}), TABLES["sessions"], core)
+    write_sqlite_part(core, TABLES["sessions"], pa.table({c: pa.array([], pa.int64()) for c, _ in TABLES["sessions"].columns}))
     for name in ("item_properties", "events_enriched"):
         conn = sqlite3.connect(core)
         conn.execute(f"ATTACH ? AS part", (str(parts.pop(name)),))
@@ -174,9 +174,9 @@ def test_what_the_page_writer_refuses_sqlite_writes(tmp_path):
     blobs = TableSchema("b", (("k", "INTEGER"), ("x", "BLOB")), indexes=(("x",),))
     rows = pa.table({"k": pa.array([1, 2], pa.int64()), "x": pa.array([b"\x00\xff", b"a"], pa.binary())})
     with pytest.raises(NotWritable, match="b: .*BLOB"):
-        write_big_table(tmp_path / "pages.db", blobs, [rows], "pages")
+        write_big_table(tmp_path / "pages.db", blobs, [rows], writer="pages")
     assert not (tmp_path / "pages.db").exists()
-    assert write_big_table(tmp_path / "sqlite.db", blobs, [rows], "sqlite") == 2
+    assert write_big_table(tmp_path / "sqlite.db", blobs, [rows], writer="sqlite") == 2
     conn = sqlite3.connect(tmp_path / "sqlite.db")
     assert conn.execute("SELECT k, x, typeof(x) FROM b ORDER BY k").fetchall() == [(1, b"\x00\xff", "blob"), (2, b"a", "blob")]
     assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall() == [("idx_b_x",)]

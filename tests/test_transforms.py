@@ -4,6 +4,7 @@ ties, duplicates, unsorted input, gaps in time, properties that start after the 
 import datetime as dt
 import math
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -214,14 +215,14 @@ def test_latest_value_per_item_property(rows):
 def test_latest_values_in_batches_written_out_read_back_as_the_whole_table(tmp_path_factory, rows, batch_rows):
     """What a property-file load writes: the latest values taken and written a batch at a time."""
     from retail_pipeline.properties import LATEST_SCHEMA, latest_item_properties_in_batches
-    from retail_pipeline.storage import read_table, write_batches
+    from retail_pipeline.storage import read_arrow_file, write_arrow_batches
 
     table = properties_table(rows)
     halves = [table.slice(0, len(rows) // 2), table.slice(len(rows) // 2)]  # as loaded: in chunks
     chunked = pa.concat_tables(halves)
     path = tmp_path_factory.mktemp("latest") / "latest.arrow"
-    write_batches(LATEST_SCHEMA, latest_item_properties_in_batches(chunked, batch_rows=batch_rows), path)
-    assert read_table(path).to_pylist() == latest_item_properties(table).to_pylist()
+    write_arrow_batches(path, LATEST_SCHEMA, latest_item_properties_in_batches(chunked, batch_rows=batch_rows))
+    assert read_arrow_file(path).to_pylist() == latest_item_properties(table).to_pylist()
 
 
 @settings(max_examples=200, deadline=None)
@@ -292,3 +293,35 @@ def test_duplicate_removal_matches_brute_force(rows):
     first_lines = [i + 2 for i, row in enumerate(rows) if row not in rows[:i]]
     assert kept.column("line").to_pylist() == first_lines
     assert dropped == len(rows) - len(first_lines)
+
+
+DAY = 24 * HOUR
+YEAR_10000 = 253_402_300_800_000  # 10000-01-01 00:00:00.000: the first time too wide for the fixed width
+YEAR_0 = -62_167_219_200_000  # 0000-01-01 00:00:00.000: a millisecond earlier is year -1
+# Event times around every edge of the fixed-width path: the data's years, 1970 (negative
+# times), the 9999/10000 and 0/-1 year boundaries, and anywhere an 18-digit timestamp reaches.
+event_times = st.one_of(
+    st.integers(T0 - 400 * DAY, T0 + 400 * DAY),
+    st.integers(-2 * DAY, 2 * DAY),
+    st.integers(YEAR_10000 - 2 * DAY, YEAR_10000 + 2 * DAY),
+    st.integers(YEAR_0 - 2 * DAY, YEAR_0 + 2 * DAY),
+    st.sampled_from([YEAR_10000 - 1, YEAR_10000, YEAR_0 - 1, YEAR_0, -1, 0, 10**18 - 1, -(10**18 - 1)]),
+    st.integers(-(10**18 - 1), 10**18 - 1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(times=st.lists(event_times, max_size=40), in_range=st.lists(st.integers(T0, T0 + 400 * DAY), max_size=40),
+       seed=st.randoms(use_true_random=False))
+def test_event_times_are_formatted_as_the_reference_does_in_and_out_of_the_fixed_width(times, in_range, seed):
+    """format_event_time writes every time in range on the fixed-width path and patches in the
+    few that do not fit it (years before 0 or after 9999): the same text as the reference's
+    one-by-one formatting, whatever the mix and order."""
+    from reference import format_time
+    from retail_pipeline.timefmt import format_event_time
+
+    mixed = times + in_range
+    seed.shuffle(mixed)
+    formatted = format_event_time(np.array(mixed, dtype=np.int64))
+    assert formatted.type == pa.string() and formatted.null_count == 0
+    assert formatted.to_pylist() == [format_time(t) for t in mixed]
