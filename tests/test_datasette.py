@@ -447,6 +447,15 @@ def test_an_itemid_on_a_table_page_leads_to_the_item_page_and_its_dashboard(serv
     assert box and box["y"] < 300, "the dashboard link is at the top of the page"
     assert "Links from other tables" in page.content()
     screenshot(page, "item_page.png")
+    # ...and on the item's page its category is a link to the category's page, and so on up
+    (category, root) = sqlite_rows(database, "SELECT categoryid, root_categoryid FROM items WHERE itemid = ?", item)[0]
+    if category is not None:
+        assert page.locator(f'td.col-root_categoryid a[href="/retail/categories/{root}"]').count() == 1
+        page.locator(f'td.col-categoryid a[href="/retail/categories/{category}"]').click()
+        page.wait_for_url(f"**/retail/categories/{category}")
+        assert page.locator("a.entity-dashboard-link").get_attribute("href") == \
+            f"/-/dashboards/category?categoryid={category}"
+        assert page.locator("td.col-categoryid a").count() == 0  # not a link to the page itself
 
 
 def test_a_visitorid_in_a_query_result_leads_to_the_visitor_page_and_its_dashboard(server, page, database):

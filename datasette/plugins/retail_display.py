@@ -6,8 +6,9 @@ The metric vocabulary lives in ``datasette/glossary.yml`` (read once, at import)
   as h:mm:ss, counts with thousands separators), the exact stored value in its ``title``. In query
   results (canned or ad hoc), a canned query's message about a parameter (a text starting "⚠ ") is
   shown as a message, wide enough to read, and an id column that names an item, a visitor or a category links to
-  its row page (/retail/items/N...); on table and row pages the declared foreign keys already do,
-  with labels, so ids there are left to Datasette. The database, its JSON and CSV keep the exact
+  its row page (/retail/items/N...), as it does on a row page (where Datasette shows foreign keys
+  as plain numbers); on table pages Datasette expands the declared foreign keys into links with
+  labels itself. The database, its JSON and CSV keep the exact
   values. Datasette calls this once per cell: it is a dict lookup by column name (each name
   resolved once, then remembered), no queries.
 - ``/-/glossary`` (HTML) and ``/-/glossary.json``: every term, what it means, how it is shown and
@@ -135,6 +136,7 @@ def _resolve(column: str) -> tuple:
     return found
 
 
+OWN_KEY = {"items": "itemid", "categories": "categoryid", "visitors": "visitorid"}  # the entity tables' keys
 MESSAGE_MARK = "⚠ "  # how a canned query's answer to an unusable parameter starts (metadata.yml)
 
 
@@ -149,7 +151,11 @@ def render_cell(value, column, table, database, datasette):
         return None
     formatter, links_to = _RESOLVED.get(column) or _resolve(column)
     if links_to is not None:
-        if table is None and isinstance(value, int):  # query results: ids link to their row page
+        # An id links to its row page: in query results, and on row pages, where Datasette shows
+        # foreign keys as plain numbers (on table pages it expands them, with their labels, into
+        # links itself: those values come here as dicts, left alone above). Not an entity table's
+        # own key: that is the row itself.
+        if isinstance(value, int) and OWN_KEY.get(table) != column:
             return Markup('<a href="{}">{}</a>').format(datasette.urls.row(DATABASE, links_to, str(value)), value)
         return None
     if formatter is None:
