@@ -226,15 +226,24 @@ def test_cells_are_formatted_and_keep_the_exact_value_in_the_title(column, value
 @pytest.mark.parametrize("column", ["itemid", "other_itemid", "visitorid", "categoryid", "parentid",
                                     "root_categoryid", "parent_categoryid", "transactionid", "session_id",
                                     "timestamp_ms", "source_line", "valid_from_ms"])
-def test_ids_never_get_separators_and_link_only_in_query_results(column):
+def test_ids_never_get_separators_and_plain_ids_link_to_their_row_page(column):
+    """A plain id (a query result's, or a row page's, where Datasette does not expand foreign
+    keys) links to its row page; an expanded foreign key (a dict, on table pages) and an entity
+    table's own key are left to Datasette; other integers are shown as they are."""
     ds = FakeDatasette()
-    assert plugin.render_cell(value=123456, column=column, table="events_enriched", database="retail", datasette=ds) is None
-    in_query = plugin.render_cell(value=123456, column=column, table=None, database="retail", datasette=ds)
     links_to = (TERMS.get(column) or {}).get("links_to")
+    for table in (None, "events_enriched"):
+        shown = plugin.render_cell(value=123456, column=column, table=table, database="retail", datasette=ds)
+        if links_to:
+            assert shown == Markup(f'<a href="/retail/{links_to}/123456">123456</a>')
+        else:
+            assert shown is None
+    expanded = {"value": 123456, "label": "x"}
+    assert plugin.render_cell(value=expanded, column=column, table="events_enriched", database="retail",
+                              datasette=ds) is None
     if links_to:
-        assert in_query == Markup(f'<a href="/retail/{links_to}/123456">123456</a>')
-    else:
-        assert in_query is None
+        own = plugin.render_cell(value=123456, column=column, table=links_to, database="retail", datasette=ds)
+        assert (own is None) == (column == plugin.OWN_KEY[links_to])
 
 
 def test_text_nulls_labels_and_other_databases_are_left_to_datasette():
