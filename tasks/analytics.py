@@ -106,12 +106,11 @@ class ComputeTables(RetailTask):
     for them at the end.) Two such tasks split the tables, to run side by side."""
 
     tables: tuple[str, ...] = ()
-    event_columns: list[str] = EVENT_COLUMNS  # what its tables read of events_enriched
+    sources: tuple[str, ...] = ()  # what its tables read, of SOURCES
+    event_columns: list[str] = EVENT_COLUMNS  # what they read of events_enriched
 
     def requires(self):
-        return {"enriched": EnrichEvents(), "categories": LoadCategoryTree(), "snapshots": PropertySnapshots(),
-                "shards": [EnrichEventsShard(shard=k) for k in range(retail().shards)],
-                "properties": property_files(), "history": PropertyHistory()}
+        return {name: SOURCES[name]() for name in self.sources}
 
     def output(self):
         return {name: self.work_target(name, "sqlite") for name in self.tables}
@@ -139,6 +138,7 @@ class EventAnalyses(ComputeTables):
 
     tables = ("event_type_counts", "daily_funnel", "overview", "hour_of_day_profile", "weekday_hour_profile",
               "category_daily_funnel", "cohort_retention", "daily_cart_abandonment")
+    sources = ("enriched", "shards")
     event_columns = ["timestamp_ms", "visitorid", "event", "itemid", "session_id", "view_to_purchase", "categoryid",
                      "root_categoryid"]
 
@@ -155,7 +155,18 @@ class EntityTables(ComputeTables):
     about them: purchase timing and its summary, items viewed together."""
 
     tables = ("categories", "items", "purchase_timing", "purchase_timing_summary", "item_pairs")
+    sources = ("enriched", "categories", "snapshots", "properties", "history")
 
+
+# What the analysis tasks may read: the tasks that make it (Sources loads it).
+SOURCES: dict[str, Callable[[], object]] = {
+    "enriched": lambda: EnrichEvents(),
+    "shards": lambda: [EnrichEventsShard(shard=k) for k in range(retail().shards)],  # their sessions
+    "categories": lambda: LoadCategoryTree(),
+    "snapshots": lambda: PropertySnapshots(),
+    "properties": property_files,  # the catalogue's items
+    "history": lambda: PropertyHistory(),
+}
 
 # Which task computes each table of ANALYSES.
 ANALYSIS_TASKS = (EventAnalyses, EntityTables)
