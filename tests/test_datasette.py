@@ -386,7 +386,7 @@ def test_dashboard_draws_its_charts_and_headline_numbers(server, page, database)
     visitors = sqlite_rows(database, "SELECT visitors FROM overview")[0][0]
     assert page.inner_text("#chart-visitors-metric").strip() == f"{visitors:,}"
     screenshot(page, "dashboard.png", full_page=True)
-    screenshot(page, "dashboard_top.png", for_docs=True, full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1500})
+    screenshot(page, "dashboard_top.png", full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1500})
 
 
 def test_visitor_journey_in_the_browser_matches_sqlite(server, page, database):
@@ -414,7 +414,7 @@ def test_visitor_journey_in_the_browser_matches_sqlite(server, page, database):
 
     assert cells == [[shown(i, v) for i, v in enumerate(row)] for row in expected]
     assert len({row[1] for row in expected}) > 1 and "transaction" in {row[3] for row in expected}
-    screenshot(page, "visitor_journey.png", for_docs=True)
+    screenshot(page, "visitor_journey.png")
 
 
 def test_category_drill_down_links_lead_to_the_subcategories(server, page, database):
