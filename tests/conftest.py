@@ -218,3 +218,22 @@ def sqlite_rows(database, sql, *params):
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+# In the page: true once every chart card of a dashboard has drawn something (a canvas with a
+# painted pixel, an SVG with marks, or the text of a metric, table or note).
+DASHBOARD_DRAWN = """() => {
+  const cards = [...document.querySelectorAll('.dashboard-card-chart')];
+  return cards.length > 0 && cards.every(card => {
+    const canvas = card.querySelector('canvas');
+    if (canvas) {
+      if (!canvas.width || !canvas.height) return false;
+      const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) return true;
+      return false;
+    }
+    const svg = card.querySelector('svg.marks');
+    if (svg) return svg.querySelectorAll('path, rect, line').length > 0;
+    return card.innerText.trim().length > 0;  // metric cards, tables, notes
+  });
+}"""

@@ -21,7 +21,7 @@ import urllib.parse
 import pytest
 import yaml
 
-from conftest import REPO, get_json, screenshot, sqlite_rows
+from conftest import REPO, get_json, screenshot, sqlite_rows, DASHBOARD_DRAWN
 
 
 from datasette_dashboards import replace_opts_in_query  # noqa: E402  (how the plugin resolves [[ ... ]])
@@ -165,27 +165,12 @@ def test_queries_read_the_big_tables_only_through_an_index(database, known):
 # ------------------------------------------------------------------ in a browser
 
 
-DRAWN = """() => {
-  const cards = [...document.querySelectorAll('.dashboard-card-chart')];
-  return cards.length > 0 && cards.every(card => {
-    const canvas = card.querySelector('canvas');
-    if (canvas) {
-      if (!canvas.width || !canvas.height) return false;
-      const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-      for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) return true;
-      return false;
-    }
-    const svg = card.querySelector('svg.marks');
-    if (svg) return svg.querySelectorAll('path, rect, line').length > 0;
-    return card.innerText.trim().length > 0;  // metric cards, tables, notes
-  });
-}"""
 
 
 def open_dashboard(page, server, slug, **filters):
     query = f"?{urllib.parse.urlencode(filters)}" if filters else ""
     page.goto(f"{server}/-/dashboards/{slug}{query}")
-    page.wait_for_function(DRAWN, timeout=30_000)
+    page.wait_for_function(DASHBOARD_DRAWN, timeout=30_000)
     page.wait_for_load_state("networkidle")
 
 
@@ -260,7 +245,7 @@ def test_clicking_a_top_item_opens_its_dashboard(server, page, database):
     assert link.inner_text().strip() == str(top)
     link.click()
     page.wait_for_url(f"**/-/dashboards/item?itemid={top}")
-    page.wait_for_function(DRAWN, timeout=30_000)
+    page.wait_for_function(DASHBOARD_DRAWN, timeout=30_000)
     (views,), = sqlite_rows(database, "SELECT views FROM items WHERE itemid = ?", top)
     page.wait_for_function("() => document.querySelector('#chart-item-views p')")
     assert card_text(page, "item-views") == f"{views:,}"
@@ -272,7 +257,7 @@ def test_category_links_go_to_the_category_dashboard(server, page, database, kno
     (categoryid,), = sqlite_rows(database, "SELECT categoryid FROM items WHERE itemid = ?", int(known["itemid"]))
     page.locator(f"#chart-item-heading a.category-link:text-is('{categoryid}')").click()
     page.wait_for_url(f"**/-/dashboards/category?categoryid={categoryid}")
-    page.wait_for_function(DRAWN, timeout=30_000)
+    page.wait_for_function(DASHBOARD_DRAWN, timeout=30_000)
     (events,), = sqlite_rows(database, "SELECT subtree_events FROM categories WHERE categoryid = ?", categoryid)
     page.wait_for_function("() => document.querySelector('#chart-category-events p')")
     assert card_text(page, "category-events") == f"{events:,}"
@@ -297,7 +282,7 @@ def test_a_visitor_link_goes_to_the_visitor_dashboard(server, page, database, kn
     visitorid = link.inner_text().strip()
     link.click()
     page.wait_for_url(f"**/-/dashboards/visitor?visitorid={visitorid}")
-    page.wait_for_function(DRAWN, timeout=30_000)
+    page.wait_for_function(DASHBOARD_DRAWN, timeout=30_000)
     (events,), = sqlite_rows(database, "SELECT events FROM visitors WHERE visitorid = ?", int(visitorid))
     assert card_text(page, "visitor-events") == f"{events:,}"
     journey = table_cells(page, "visitor-journey")
@@ -316,7 +301,7 @@ def test_the_date_filter_changes_the_cards(server, page, database):
     page.fill("#date_end", DATES["date_end"])
     page.click(".dashboard-filters input[type=submit]")
     page.wait_for_url("**/-/dashboards/retail?*date_start=2015-06-01*")
-    page.wait_for_function(DRAWN, timeout=30_000)
+    page.wait_for_function(DASHBOARD_DRAWN, timeout=30_000)
     page.wait_for_load_state("networkidle")
     assert_drawn_without_errors(page, "retail")
     after = {name: card_text(page, name) for name in before}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SPEC_TABLES, get, get_json, screenshot, sqlite_rows
+from conftest import REPO, SPEC_TABLES, get, get_json, screenshot, sqlite_rows, DASHBOARD_DRAWN
 
 sys.path.insert(0, str(REPO / "scripts"))
 import serve  # noqa: E402  (scripts/serve.py: the command `make serve` runs)
@@ -359,26 +359,11 @@ def test_the_glossary_lists_every_rate_column_once(server, database):
 # ------------------------------------------------------------------ in a browser
 
 
-CHART_DRAWN = """() => {
-  const cards = [...document.querySelectorAll('.dashboard-card-chart')];
-  return cards.length > 0 && cards.every(card => {
-    const canvas = card.querySelector('canvas');
-    if (canvas) {
-      if (!canvas.width || !canvas.height) return false;
-      const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-      for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) return true;
-      return false;
-    }
-    const svg = card.querySelector('svg');
-    if (svg) return svg.querySelectorAll('path, rect, line').length > 0;
-    return card.innerText.trim().length > 0;  // metric cards, tables, notes
-  });
-}"""
 
 
 def test_dashboard_draws_its_charts_and_headline_numbers(server, page, database):
     page.goto(f"{server['base']}/-/dashboards/retail")
-    page.wait_for_function(CHART_DRAWN, timeout=30_000)
+    page.wait_for_function(DASHBOARD_DRAWN, timeout=30_000)
     charts = page.eval_on_selector_all(".dashboard-card-chart canvas, .dashboard-card-chart svg.marks", "e => e.length")
     assert charts >= 5  # hourly trend, daily funnel, daily rates, peak hours, top categories
     events = sqlite_rows(database, "SELECT events FROM overview")[0][0]
