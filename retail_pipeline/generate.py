@@ -25,12 +25,23 @@ a purchase of the same item.  ``dirty=True`` adds a handful of malformed lines t
 Everything is vectorised with numpy; CSV text is produced by ``pyarrow.csv.write_csv`` in
 chunks.  The output is a pure function of ``(scale, seed, gzip, dirty)``; the clean rows do
 not depend on ``dirty`` (the malformed lines are only inserted between them).
+
+Streaming, so that ``--scale 10`` fits in bounded memory: a small global plan (the tree, the
+clock, the item ids, transaction ids, per-item and per-property parameters) is drawn first;
+the rows are then made in fixed units of ``UNIT_VISITORS`` visitors / ``UNIT_ITEMS`` property
+items, each unit with its own random stream and its exact share of every global count (so the
+totals above are still exact).  The rows of each file are shuffled externally: every row gets
+a random bucket (about ``BUCKET_ROWS`` rows each), pieces of ``piece_rows`` rows are spilled
+to a temporary directory inside OUTDIR, and each bucket is then read back, permuted with its
+own stream and written.  Peak memory is set by these sizes, not by ``scale``, and the output
+does not depend on ``piece_rows``.
 """
 from __future__ import annotations
 
 import argparse
 import gzip as gzip_module
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,6 +112,14 @@ NAMED_PROPERTIES = (
     ("112", "S", 0.55, 1.03),
     ("764", "S", 0.56, 1.01),
 )
+# Streaming: rows are made in fixed units (each with its own random stream, so that the output
+# does not depend on how many units are held at once), spilled in pieces of DEFAULT_PIECE_ROWS
+# rows, and shuffled bucket by bucket (BUCKET_ROWS rows per bucket on average).
+UNIT_VISITORS = 16_384
+UNIT_ITEMS = 4_096
+BUCKET_ROWS = 1 << 20
+DEFAULT_PIECE_ROWS = 2_000_000
+
 KIND_CODES = {"A": 0, "C": 1, "P": 2, "N": 3, "S": 4, "M": 5}
 
 
@@ -258,9 +277,10 @@ class _Clock:
         return self.outage[h]
 
 
-def _visitor_counts(rng, V, total):
-    """Heavy-tailed events per visitor (Zipf 2.5: ~73 % have one event, a few thousands)."""
-    cap = max(20, int((V / 2) ** (1 / 1.5)))
+def _visitor_counts(rng, V, total, cap_visitors):
+    """Heavy-tailed events per visitor (Zipf 2.5: ~73 % have one event, a few thousands; the
+    cap follows the number of visitors in the whole data set, ``cap_visitors``)."""
+    cap = max(20, int((cap_visitors / 2) ** (1 / 1.5)))
     c = np.minimum(rng.zipf(2.5, V), cap).astype(np.int64)
     return _adjust_total(rng, c, total, lo=1, up_weight=c.astype(np.float64))
 
@@ -317,26 +337,26 @@ def _popularity_sampler(rng, items, exponent=0.95, k0=100.0):
     cdf = np.cumsum(w)
     cdf /= cdf[-1]
 
-    def pick(n):
+    def pick(n, rng):
         return ranked[np.searchsorted(cdf, rng.random(n), side="right").clip(0, len(ranked) - 1)]
 
     return ranked, pick
 
 
-def _events(rng, plan, event_items, clock, edge_scale):
-    V, E_u, T = plan["visitors"], plan["unique_events"], plan["transactions"]
-    n_tx_u = plan["transaction_rows"] - plan["dup_tx"]
-    n_cart_u = plan["addtocarts"] - plan["dup_cart"]
-    n_view_u = plan["views"] - plan["dup_view"]
-
-    ranked_items, pick = _popularity_sampler(rng, event_items, k0=max(5.0, 100.0 * edge_scale))
+def _events_unit(rng, sub, pick, own_items, clock, cap_visitors, T_total, tx_off, dot0, mixed_dup):
+    """The events of one unit of visitors (their own random stream): unique rows in
+    (visitor, time) order followed by the unit's exact duplicate rows.  ``sub`` gives the
+    unit's share of every count; ``own_items`` are event items this unit must use at least
+    once; transactions are numbered from ``tx_off`` in the global list."""
+    V, E_u, T = sub["visitors"], sub["unique_events"], sub["transactions"]
+    n_tx_u, n_cart_u, n_view_u = sub["tx_rows"], sub["cart_rows"], sub["view_rows"]
 
     # ---- transactions: sizes, funnel flags ------------------------------------------------
     extra_w = rng.lognormal(0.0, 1.5, T)
     k = 1 + rng.multinomial(n_tx_u - T, extra_w / extra_w.sum())
     tx_of_row = np.repeat(np.arange(T), k)
     j_in_tx = np.arange(n_tx_u) - np.repeat(_segment_starts(k), k)
-    row_item = pick(n_tx_u)
+    row_item = pick(n_tx_u, rng)
     for _ in range(20):  # the items of one transaction are distinct
         key = tx_of_row.astype(np.int64) * (1 << 32) + row_item
         _, first_idx = np.unique(key, return_index=True)
@@ -344,7 +364,7 @@ def _events(rng, plan, event_items, clock, edge_scale):
         dup[first_idx] = False
         if not dup.any():
             break
-        row_item[dup] = pick(int(dup.sum()))
+        row_item[dup] = pick(int(dup.sum()), rng)
     has_cart = rng.random(n_tx_u) < 0.96
     has_view = rng.random(n_tx_u) < 0.93
     post_view = rng.random(n_tx_u) < 0.05
@@ -360,7 +380,7 @@ def _events(rng, plan, event_items, clock, edge_scale):
         raise ValueError("scale too small")
 
     # ---- visitors: event counts, who buys ------------------------------------------------
-    counts = _visitor_counts(rng, V, E_u)
+    counts = _visitor_counts(rng, V, E_u, cap_visitors)
     tx_tokens = np.bincount(tx_of_row, weights=1 + has_cart + has_view + post_view, minlength=T).astype(np.int64)
     w = np.where(counts >= 3, counts ** 0.8, 0.0)
     tx_vis = rng.choice(V, T, p=w / w.sum())
@@ -379,7 +399,7 @@ def _events(rng, plan, event_items, clock, edge_scale):
     view_key = np.where(has_cart, cart_key, base) * (0.2 + 0.75 * rng.random(n_tx_u))
     post_key = base + (1.0 - base) * (0.05 + 0.9 * rng.random(n_tx_u))
     co_key = rng.random(n_co)
-    co_item = pick(n_co)
+    co_item = pick(n_co, rng)
     filler_per_vis = counts - np.bincount(tx_vis, weights=tx_tokens, minlength=V).astype(np.int64) \
         - np.bincount(co_vis, weights=1 + co_view, minlength=V).astype(np.int64)
     assert filler_per_vis.min() >= 0 and filler_per_vis.sum() == n_filler
@@ -413,12 +433,12 @@ def _events(rng, plan, event_items, clock, edge_scale):
     # ---- items of the plain views: popular items, often the same item again ---------------
     repeat = filler & ~vstart & (rng.random(E_u) < 0.3)
     fresh = np.flatnonzero(filler & ~repeat)
-    n_sampled = len(fresh) - len(event_items)
+    n_sampled = len(fresh) - len(own_items)
     if n_sampled >= 0:  # every event item is used at least once
-        fresh_items = np.concatenate([rng.permutation(event_items), pick(n_sampled)])
+        fresh_items = np.concatenate([rng.permutation(own_items), pick(n_sampled, rng)])
         fresh_items = fresh_items[rng.permutation(len(fresh_items))]
     else:
-        fresh_items = pick(len(fresh))
+        fresh_items = pick(len(fresh), rng)
     item[fresh] = fresh_items
     src = np.where(repeat, -1, np.arange(E_u))
     src = np.maximum.accumulate(src)
@@ -445,8 +465,8 @@ def _events(rng, plan, event_items, clock, edge_scale):
     def choose(mask, n):
         cands = np.flatnonzero(mask)
         cands = cands[~(touched[cands] | touched[cands + 1] | touched[cands + 2] | touched[np.maximum(cands - 1, 0)])]
-        if len(cands) == 0:
-            return cands
+        if len(cands) == 0 or n == 0:
+            return cands[:0]
         picked = np.sort(rng.choice(cands, min(n, len(cands)), replace=False))
         # keep the chosen pairs apart from each other
         keep = np.concatenate([[True], np.diff(picked) > 3])
@@ -455,23 +475,21 @@ def _events(rng, plan, event_items, clock, edge_scale):
         return picked
 
     gap = np.diff(t)
-    n_ties = max(2, int(round(0.0004 * E_u)))
     tie_mask = same_next[:-1] & filler[:-1] & filler[1:] & (item[:-1] != item[1:]) & (gap < 600_000) & (gap > 0)
-    ties = choose(tie_mask, n_ties)
+    ties = choose(tie_mask, sub["ties"])
     t[ties + 1] = t[ties]
     exact = {}
     for g in (SESSION_GAP_MS, SESSION_GAP_MS + 1):
-        n_g = max(2, int(round(300 * edge_scale)))
         gap = np.diff(t)
         m = same_next[:-1] & filler[1:] & (gap > SESSION_GAP_MS + 2)
         m &= ~clock.in_outage(t[:-1] + g)
-        picked = choose(m, n_g)
+        picked = choose(m, sub["gaps"])
         t[picked + 1] = t[picked] + g
         exact[g] = len(picked)
 
     assert not clock.in_outage(t).any()
     assert t.min() >= EVENT_START_MS and t.max() < EVENT_END_MS
-    # no accidental exact duplicates among the unique rows
+    # no accidental exact duplicates among the unique rows (visitors are disjoint across units)
     o = np.lexsort((txi, item, typ, t, vis))
     cols = [a[o] for a in (vis, t, typ, item, txi)]
     same_row = np.ones(E_u - 1, dtype=bool)
@@ -482,51 +500,32 @@ def _events(rng, plan, event_items, clock, edge_scale):
     del o, cols, same_row
 
     # ---- transaction ids: mostly integers, some written like 14418.0 -----------------------
-    tx_ids = rng.choice(max(FULL_TRANSACTIONS, T), T, replace=False)
-    dot0 = rng.random(T) < 0.03
-    dot0[rng.integers(T)] = True
-    txstr = np.where(txi >= 0, 1 + txi + T * dot0[np.maximum(txi, 0)], 0)
+    gtx = tx_off + np.maximum(txi, 0)
+    txstr = np.where(txi >= 0, 1 + gtx + T_total * dot0[gtx], 0)
 
     # ---- exact duplicate rows --------------------------------------------------------------
     dups = []
-    for code, n in ((0, plan["dup_view"]), (1, plan["dup_cart"]), (2, plan["dup_tx"])):
+    for code, n in ((0, sub["dup_view"]), (1, sub["dup_cart"]), (2, sub["dup_tx"])):
         if n:
             dups.append(rng.choice(np.flatnonzero(typ == code), n, replace=False))
-    dups = np.concatenate(dups)
+    dups = np.concatenate(dups) if dups else np.zeros(0, np.int64)
     dup_txstr = txstr[dups].copy()
-    # one duplicated transaction row writes its id the other way (14418 vs 14418.0): the
-    # same value, so still a duplicate for the reader
-    mixed = np.flatnonzero(typ[dups] == 2)[:1]
+    # one duplicated transaction row (in the whole file) writes its id the other way (14418
+    # vs 14418.0): the same value, so still a duplicate for the reader
+    mixed = np.flatnonzero(typ[dups] == 2)[:1] if mixed_dup else np.zeros(0, np.int64)
     for m in mixed:
-        ti = txi[dups[m]]
-        dup_txstr[m] = 1 + ti + T * (not dot0[ti])
-
-    vis_ids = np.sort(rng.choice(max(FULL_VISITORS, V), V, replace=False))
-    all_t = np.concatenate([t, t[dups]])
-    all_vis = vis_ids[np.concatenate([vis, vis[dups]])]
-    all_typ = np.concatenate([typ, typ[dups]])
-    all_item = np.concatenate([item, item[dups]])
-    all_txstr = np.concatenate([txstr, dup_txstr])
-    shuffle = rng.permutation(len(all_t))
-    txid_pool = pa.array(
-        [""] + [str(int(x)) for x in tx_ids] + [f"{int(x)}.0" for x in tx_ids], pa.string()
-    )
+        gt = tx_off + txi[dups[m]]
+        dup_txstr[m] = 1 + gt + T_total * (not dot0[gt])
+    sel = np.concatenate([np.arange(E_u), dups])
     stats = dict(
         exact_gap_1800000=exact[SESSION_GAP_MS],
         exact_gap_1800001=exact[SESSION_GAP_MS + 1],
         ties=len(ties),
         mixed_form_duplicates=len(mixed),
-        transactions_dot0=int(dot0.sum()),
     )
     return dict(
-        timestamp=all_t[shuffle],
-        visitorid=all_vis[shuffle],
-        event=all_typ[shuffle],
-        itemid=all_item[shuffle],
-        txstr=all_txstr[shuffle],
-        txid_pool=txid_pool,
-        ranked_items=ranked_items,
-        stats=stats,
+        timestamp=t[sel], visitor=vis[sel], event=typ[sel], itemid=item[sel],
+        txstr=np.concatenate([txstr, dup_txstr]), stats=stats,
     )
 
 
@@ -606,8 +605,10 @@ def _property_specs(rng):
     return names, np.array([KIND_CODES[k] for k in kinds], np.int8), np.array(cover), np.array(rpp)
 
 
-def _item_properties(rng, scale, prop_items, tree, special_items, n_conflicts):
-    """Rows (week, item, property, value) of the weekly snapshots."""
+def _property_model(rng, scale, prop_items, tree, special_items):
+    """Everything about the item properties that is not per row: the property specs, the value
+    pools, per-item attributes (first snapshot week, categories) and per-property value
+    parameters.  Its size grows with the number of items and values, not with the rows."""
     P = len(prop_items)
     names, kinds, cover, rpp = _property_specs(rng)
     n_props = len(names)
@@ -637,74 +638,80 @@ def _item_properties(rng, scale, prop_items, tree, special_items, n_conflicts):
     base_cat[unknown] = rng.choice(tree["missing"], int(unknown.sum()))
     alt_cat[unknown] = tree["missing"][(np.searchsorted(tree["missing"], base_cat[unknown]) + 1) % len(tree["missing"])]
 
+    # chance of each further weekly snapshot, from the expected weeks left after the first
+    f = np.arange(N_WEEKS)
+    pf = np.where(f == 0, 0.6, 0.4 / (N_WEEKS - 1))
+    left = N_WEEKS - 1 - f
+    room = np.where(np.isin(kinds, [KIND_CODES["A"], KIND_CODES["C"]]),
+                    (pf * left).sum(), (pf * (left - 0.25 * left / 2)).sum())
+    q = np.clip((rpp - 1.0) / room, 0.0, 1.0)
+
+    prop_mu = rng.normal(np.log(20), 1.5, n_props)
+    vs_s = np.clip(rng.lognormal(np.log(30), 1.6, n_props), 2, vsize["S"] - 1).astype(np.int64)
+    vst_s = (rng.random(n_props) * (vsize["S"] - vs_s)).astype(np.int64)
+    vs_m = np.clip(rng.lognormal(np.log(2000), 1.5, n_props), 2, vsize["M"]).astype(np.int64)
+    vs_m[names.index("888")] = vsize["M"]
+    vs_m[names.index("6")] = vsize["M"] // 3
+    vs_m[names.index("283")] = vsize["M"] // 3
+    gam = np.full(n_props, 2.0)
+    gam[names.index("888")] = 1.0
+    vst_m = (rng.random(n_props) * (vsize["M"] - vs_m + 1)).astype(np.int64)
+    return dict(
+        names=names, kinds=kinds, cover=cover.astype(np.float32), q=q, value_pool=value_pool,
+        voff=voff, vsize=vsize, item_start=item_start, base_cat=base_cat, alt_cat=alt_cat,
+        item_pos=item_pos, prop_mu=prop_mu, vs_s=vs_s, vst_s=vst_s, vs_m=vs_m, gam=gam,
+        vst_m=vst_m, tree=tree,
+    )
+
+
+def _property_unit(rng, model, a, b, quota, n_extra_conflicts):
+    """Rows (week, item index, property, value, flag) of the weekly snapshots of the property
+    items a..b-1 (their own random stream): ``quota`` rows plus ``n_extra_conflicts`` planted
+    same-timestamp conflicts (plus the two special ones if their items are in the range).
+    flag: 0 a plain row, 1/2 the original/copy of special conflict 0 (categoryid),
+    3/4 the original/copy of special conflict 1 (available)."""
+    kinds, names, voff, vsize = model["kinds"], model["names"], model["voff"], model["vsize"]
+    tree, base_cat, alt_cat, item_pos = model["tree"], model["base_cat"], model["alt_cat"], model["item_pos"]
+    n_props = len(names)
+    pC, pA = names.index("categoryid"), names.index("available")
+    U = b - a
+
     # pairs (item, property): who has what, first snapshot week, number of snapshots
-    pair_item, pair_prop, pair_first, pair_n = [], [], [], []
-    for p in range(n_props):
-        m = rng.binomial(P, cover[p])
-        if m == 0:
-            continue
-        its = rng.choice(P, m, replace=False) if m < P else np.arange(P)
-        if kinds[p] in (KIND_CODES["A"], KIND_CODES["C"]):
-            f = item_start[its]
-        else:
-            late = rng.random(m) < 0.25
-            f = item_start[its].astype(np.int64)
-            f[late] = f[late] + (rng.random(int(late.sum())) * (N_WEEKS - f[late])).astype(np.int64)
-        f = np.asarray(f, dtype=np.int64)
-        room = N_WEEKS - 1 - f
-        q = min(1.0, max(0.0, (rpp[p] - 1.0) / max(room.mean(), 1e-9)))
-        n = 1 + rng.binomial(room, q)
-        pair_item.append(its.astype(np.int32))
-        pair_prop.append(np.full(m, p, np.int16))
-        pair_first.append(f.astype(np.int8))
-        pair_n.append(n.astype(np.int8))
-    pair_item = np.concatenate(pair_item)
-    pair_prop = np.concatenate(pair_prop)
-    pair_first = np.concatenate(pair_first)
-    pair_n = np.concatenate(pair_n)
-
-    # special items must have categoryid and available
-    for kind in ("C", "A"):
-        p = names.index("categoryid" if kind == "C" else "available")
-        have = set(pair_item[pair_prop == p][np.isin(pair_item[pair_prop == p], item_pos)].tolist())
-        need = [i for i in item_pos.tolist() if i not in have]
-        if need:
-            need = np.array(sorted(set(need)), np.int32)
-            pair_item = np.concatenate([pair_item, need])
-            pair_prop = np.concatenate([pair_prop, np.full(len(need), p, np.int16)])
-            pair_first = np.concatenate([pair_first, item_start[need]])
-            pair_n = np.concatenate([pair_n, np.ones(len(need), np.int8)])
-
-    target = max(len(pair_n), _r(FULL_PROPERTY_ROWS, scale) - n_conflicts)
-    n = _adjust_total(rng, pair_n.astype(np.int64), target, lo=1,
-                      hi=(N_WEEKS - pair_first).astype(np.int64))
-    pair_n = n.astype(np.int8)
-    npairs = len(pair_n)
+    has = rng.random((U, n_props), dtype=np.float32) < model["cover"][None, :]
+    for s in item_pos:  # special items must have categoryid and available
+        if a <= s < b:
+            has[s - a, pC] = has[s - a, pA] = True
+    pair_item, pair_prop = np.nonzero(has)
+    del has
+    pair_item = (pair_item + a).astype(np.int64)
+    pair_prop = pair_prop.astype(np.int16)
+    npairs = len(pair_item)
+    f = model["item_start"][pair_item].astype(np.int64)
+    late = ~np.isin(kinds[pair_prop], [KIND_CODES["A"], KIND_CODES["C"]]) & (rng.random(npairs) < 0.25)
+    f[late] = f[late] + (rng.random(int(late.sum())) * (N_WEEKS - f[late])).astype(np.int64)
+    pair_first = f
+    n = 1 + rng.binomial(N_WEEKS - 1 - f, model["q"][pair_prop])
+    n = _adjust_total(rng, n, max(npairs, quota), lo=1, hi=N_WEEKS - f)
+    pair_n = n
 
     # expand to rows: the first snapshot at pair_first, the others at random later weeks
     multi = np.flatnonzero(pair_n > 1)
-    week_first = pair_first.astype(np.int8)
-    later_pair, later_week = [], []
+    keys = rng.random((len(multi), N_WEEKS - 1), dtype=np.float32)
     cols = np.arange(1, N_WEEKS, dtype=np.int8)
-    for a in range(0, len(multi), 400_000):
-        pm = multi[a : a + 400_000]
-        keys = rng.random((len(pm), N_WEEKS - 1), dtype=np.float32)
-        keys[cols[None, :] <= pair_first[pm][:, None]] = 2.0
-        rank = np.argsort(np.argsort(keys, axis=1), axis=1)
-        chosen = rank < (pair_n[pm].astype(np.int64) - 1)[:, None]
-        r_, c_ = np.nonzero(chosen)
-        later_pair.append(pm[r_])
-        later_week.append(cols[c_])
-    later_pair = np.concatenate(later_pair) if later_pair else np.zeros(0, np.int64)
-    later_week = np.concatenate(later_week) if later_week else np.zeros(0, np.int8)
-    row_pair = np.concatenate([np.arange(npairs), later_pair])
-    row_week = np.concatenate([week_first, later_week]).astype(np.int8)
+    keys[cols[None, :] <= pair_first[multi][:, None]] = 2.0
+    rank = np.argsort(np.argsort(keys, axis=1), axis=1)
+    chosen = rank < (pair_n[multi] - 1)[:, None]
+    r_, c_ = np.nonzero(chosen)
+    del keys, rank, chosen
+    row_pair = np.concatenate([np.arange(npairs), multi[r_]])
+    row_week = np.concatenate([pair_first.astype(np.int8), cols[c_]])
     o = np.lexsort((row_week, row_pair))
-    row_pair = row_pair[o].astype(np.int64)
+    row_pair = row_pair[o]
     row_week = row_week[o]
-    del o, later_pair, later_week
+    del o, r_, c_
     R = len(row_pair)
-    row_r = (np.arange(R) - _segment_starts(pair_n.astype(np.int64))[row_pair]).astype(np.int64)
+    first_row = _segment_starts(pair_n)
+    row_r = np.arange(R) - first_row[row_pair]
 
     # values
     p_of_row = pair_prop[row_pair]
@@ -724,24 +731,15 @@ def _item_properties(rng, scale, prop_items, tree, special_items, n_conflicts):
     base_price = np.clip(rng.lognormal(np.log(350), 1.1, npairs), 1, vsize["P"] - 1)
     pr = base_price[row_pair[m]] * np.where(row_r[m] == 0, 1.0, np.exp(rng.normal(0, 0.12, int(m.sum()))))
     val[m] = voff["P"] + np.clip(np.round(pr), 1, vsize["P"] - 1).astype(np.int64)
-    prop_mu = rng.normal(np.log(20), 1.5, n_props)
     m = k_of_row == KIND_CODES["N"]
-    nv = rng.lognormal(prop_mu[p_of_row[m]], 1.0)
+    nv = rng.lognormal(model["prop_mu"][p_of_row[m]], 1.0)
     val[m] = voff["N"] + np.clip(np.round(nv), 0, vsize["N"] - 1).astype(np.int64)
-    vs_s = np.clip(rng.lognormal(np.log(30), 1.6, n_props), 2, vsize["S"] - 1).astype(np.int64)
-    vst_s = (rng.random(n_props) * (vsize["S"] - vs_s)).astype(np.int64)
     m = k_of_row == KIND_CODES["S"]
     pm = p_of_row[m]
-    val[m] = voff["S"] + vst_s[pm] + (vs_s[pm] * rng.random(int(m.sum())) ** 2.5).astype(np.int64)
-    vs_m = np.clip(rng.lognormal(np.log(2000), 1.5, n_props), 2, vsize["M"]).astype(np.int64)
-    vs_m[names.index("888")] = vsize["M"]
-    vs_m[names.index("6")] = vsize["M"] // 3
-    vs_m[names.index("283")] = vsize["M"] // 3
-    gam = np.full(n_props, 2.0)
-    gam[names.index("888")] = 1.0
-    vst_m = (rng.random(n_props) * (vsize["M"] - vs_m + 1)).astype(np.int64)
+    val[m] = voff["S"] + model["vst_s"][pm] + (model["vs_s"][pm] * rng.random(int(m.sum())) ** 2.5).astype(np.int64)
     m = k_of_row == KIND_CODES["M"]
     pm = p_of_row[m]
+    vs_m, vst_m, gam = model["vs_m"], model["vst_m"], model["gam"]
     val[m] = voff["M"] + np.minimum(vst_m[pm] + (vs_m[pm] * rng.random(int(m.sum())) ** gam[pm]).astype(np.int64), vsize["M"] - 1)
     # a property with several snapshots changes value from one snapshot to the next
     # (within a kind, different pool indices are different strings)
@@ -753,17 +751,19 @@ def _item_properties(rng, scale, prop_items, tree, special_items, n_conflicts):
             break
         ko = kind_off[k_of_row[same]]
         val[same] = ko + (val[same] - ko + 1) % kind_size[k_of_row[same]]
-    del k_of_row
+    del k_of_row, row_r
 
     # EDGE CASE: two snapshots of one (item, property) at the same timestamp, different values
-    pC, pA = names.index("categoryid"), names.index("available")
-    first_row = _segment_starts(pair_n.astype(np.int64))
-    conf_rows = []
-    for p, it in ((pC, item_pos[2]), (pA, item_pos[3])):
-        pr_ = np.flatnonzero((pair_prop == p) & (pair_item == it))
-        conf_rows.append(first_row[pr_[0]])
+    conf_rows, conf_flags = [], []
+    for p, it, flag in ((pC, item_pos[2], 1), (pA, item_pos[3], 3)):
+        if a <= it < b:
+            pr_ = np.flatnonzero((pair_prop == p) & (pair_item == it))
+            conf_rows.append(first_row[pr_[0]])
+            conf_flags.append(flag)
+    special_pairs = row_pair[np.array(conf_rows, np.int64)]
     eligible = np.flatnonzero(np.isin(kinds[pair_prop], [KIND_CODES["A"], KIND_CODES["C"], KIND_CODES["P"]]))
-    more = rng.choice(eligible, max(0, n_conflicts - 2), replace=False)
+    eligible = np.setdiff1d(eligible, special_pairs)
+    more = rng.choice(eligible, min(n_extra_conflicts, len(eligible)), replace=False)
     conf_rows = np.concatenate([np.array(conf_rows, np.int64), first_row[more] + (rng.random(len(more)) * pair_n[more]).astype(np.int64)])
     cv = val[conf_rows].copy()
     ck = kinds[p_of_row[conf_rows]]
@@ -775,60 +775,89 @@ def _item_properties(rng, scale, prop_items, tree, special_items, n_conflicts):
     new_v[(ck == KIND_CODES["C"]) & (new_v == cv)] = voff["C"] + tree["leaves"][0]
     assert (new_v != cv).all()
 
-    out_week = np.concatenate([row_week, row_week[conf_rows]])
-    out_item = prop_items[np.concatenate([it_of_row, it_of_row[conf_rows]])].astype(np.int64)
-    out_prop = np.concatenate([p_of_row, p_of_row[conf_rows]])
-    out_val = np.concatenate([val, new_v])
-    del it_of_row, p_of_row, val, row_pair, row_r
-    total = len(out_week)
-    n_part1 = int(round(total * FULL_PART1_ROWS / FULL_PROPERTY_ROWS))
+    out = np.empty(R + len(conf_rows), dtype=_PROPERTY_RECORD)
+    out["w"] = np.concatenate([row_week, row_week[conf_rows]])
+    out["i"] = np.concatenate([it_of_row, it_of_row[conf_rows]])
+    out["p"] = np.concatenate([p_of_row, p_of_row[conf_rows]])
+    out["v"] = np.concatenate([val, new_v])
+    flags = np.zeros(len(out), np.int8)
+    for k, flag in enumerate(conf_flags):
+        flags[conf_rows[k]] = flag
+        flags[R + k] = flag + 1
+    out["f"] = flags
+    stats = dict(pairs=npairs, conflicts=len(conf_rows),
+                 items=int(len(np.unique(pair_item))),
+                 properties=np.bincount(pair_prop, minlength=n_props) > 0)
+    return out, stats
 
-    # shuffle; force: conflict 0 = original in part1, copy in part2;
-    # conflict 1 = both in one file, the copy after the original
-    order = rng.permutation(total)
-    where = np.empty(total, dtype=np.int64)
-    where[order] = np.arange(total)
 
-    def swap(a, b):
-        ra, rb = order[a], order[b]
-        order[a], order[b] = rb, ra
-        where[rb], where[ra] = a, b
+# --------------------------------------------------------------------------------------------
+# Streaming: fixed units, pieces, and an external shuffle
+# --------------------------------------------------------------------------------------------
+_EVENT_RECORD = np.dtype([("t", "<i8"), ("vis", "<i8"), ("e", "i1"), ("i", "<i8"), ("x", "<i8")])
+_PROPERTY_RECORD = np.dtype([("w", "i1"), ("i", "<i4"), ("p", "<i2"), ("v", "<i4"), ("f", "i1")])
 
-    c0_orig, c0_copy = conf_rows[0], R
-    if where[c0_orig] >= n_part1:
-        swap(where[c0_orig], int(rng.integers(0, n_part1)))
-    if where[c0_copy] < n_part1:
-        swap(where[c0_copy], int(rng.integers(n_part1, total)))
-    c1_orig, c1_copy = conf_rows[1], R + 1
-    lo_, hi_ = (0, n_part1) if where[c1_orig] < n_part1 else (n_part1, total)
-    if not (lo_ <= where[c1_copy] < hi_):
-        target_pos = int(rng.integers(lo_, hi_))
-        if order[target_pos] not in (c0_orig, c0_copy, c1_orig):
-            swap(where[c1_copy], target_pos)
-    if where[c1_copy] < where[c1_orig]:
-        swap(where[c1_copy], where[c1_orig])
 
-    ts_pool = SNAPSHOT_START_MS + np.arange(N_WEEKS, dtype=np.int64) * WEEK_MS
-    return dict(
-        order=order,
-        week=out_week,
-        item=out_item,
-        prop=out_prop,
-        val=out_val,
-        ts_pool=ts_pool,
-        names=pa.array(names, pa.string()),
-        value_pool=value_pool,
-        n_part1=n_part1,
-        stats=dict(
-            rows=total,
-            pairs=npairs,
-            conflicts=len(conf_rows),
-            items_with_properties=int(len(np.unique(pair_item))),
-            properties=int(len(np.unique(pair_prop))),
-            noninteger_categoryid_item=int(prop_items[item_pos[0]]),
-            unknown_categoryid_item=int(prop_items[item_pos[1]]),
-        ),
-    )
+def _apportion(total, weights):
+    """Split the integer ``total`` over ``weights`` (integers) in proportion, exactly."""
+    w = np.asarray(weights, dtype=np.int64)
+    cum = np.concatenate([[0], np.cumsum(w)])
+    cuts = (int(total) * cum) // max(int(cum[-1]), 1)  # exact integer arithmetic
+    return np.diff(cuts)
+
+
+def _units(n, unit):
+    """Bounds of about-``unit``-sized consecutive ranges covering 0..n-1 (never a tiny one)."""
+    k = max(1, int(round(n / unit)))
+    return np.concatenate([[0], np.cumsum(_apportion(n, np.ones(k, np.int64)))])
+
+
+def _unit_rng(seed, tag, u):
+    return np.random.default_rng([int(seed), 0x5EED, tag, int(u)])
+
+
+class _Shuffle:
+    """An external shuffle in bounded memory.  Rows arrive in batches, each row with a random
+    bucket; pieces of about ``piece_rows`` rows are written to a temporary file, grouped by
+    bucket.  ``buckets()`` then reads one bucket at a time (its rows in arrival order, from
+    every piece) and permutes it with the bucket's own random stream.  The result does not
+    depend on ``piece_rows``: only on the rows, their buckets and the seed."""
+
+    def __init__(self, tmpdir, name, dtype, n_buckets, seed, tag, piece_rows):
+        self.tmpdir, self.name, self.dtype = Path(tmpdir), name, dtype
+        self.n_buckets, self.seed, self.tag, self.piece_rows = n_buckets, seed, tag, piece_rows
+        self.batches, self.n_batched, self.pieces = [], 0, []
+
+    def add(self, records, bucket):
+        self.batches.append((records, bucket.astype(np.int32)))
+        self.n_batched += len(records)
+        if self.n_batched >= self.piece_rows:
+            self._flush()
+
+    def _flush(self):
+        if not self.batches:
+            return
+        rec = np.concatenate([r for r, _ in self.batches])
+        bkt = np.concatenate([b for _, b in self.batches])
+        self.batches, self.n_batched = [], 0
+        order = np.argsort(bkt, kind="stable")
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(bkt, minlength=self.n_buckets))])
+        path = self.tmpdir / f"{self.name}-{len(self.pieces)}.bin"
+        rec[order].tofile(path)
+        self.pieces.append((path, offsets))
+
+    def buckets(self):
+        self._flush()
+        size = self.dtype.itemsize
+        for b in range(self.n_buckets):
+            parts = [np.fromfile(path, self.dtype, count=int(off[b + 1] - off[b]), offset=int(off[b]) * size)
+                     for path, off in self.pieces if off[b + 1] > off[b]]
+            rec = np.concatenate(parts) if parts else np.zeros(0, self.dtype)
+            rng = _unit_rng(self.seed, self.tag + 1, b)
+            yield b, rec[rng.permutation(len(rec))], rng
+        for path, _ in self.pieces:
+            path.unlink()
+        self.pieces = []
 
 
 # --------------------------------------------------------------------------------------------
@@ -951,8 +980,40 @@ def _out_name(name, compress):
     return name + ".gz" if compress else name
 
 
+def _write_rows(sink, table_of, rec, chunk=1_000_000):
+    for c in range(0, len(rec), chunk):
+        sink.write(table_of(rec[c : c + chunk]))
+
+
+def _place_conflicts(rec, rng, off, n_part1):
+    """Put the special conflict rows of a bucket (starting at global row ``off``) where the
+    edge cases need them: the original of conflict 0 in part 1 and its copy in part 2; both
+    rows of conflict 1 in part 2, the copy after the original."""
+    flags = rec["f"]
+    flagged = np.flatnonzero(flags)
+    if len(flagged) == 0:
+        return rec
+    L = len(rec)
+    cut = min(L, max(0, n_part1 - off))
+    flagged = flagged[np.argsort(flags[flagged], kind="stable")]
+    fl = flags[flagged]
+    pos = np.empty(len(flagged), np.int64)
+    first = fl == 1
+    if first.any():
+        pos[first] = rng.integers(0, cut)  # rows 0..cut-1 of this bucket are in part 1
+    rest = ~first
+    if rest.any():
+        pos[rest] = np.sort(cut + rng.choice(L - cut, int(rest.sum()), replace=False))
+    taken = np.zeros(L, bool)
+    taken[pos] = True
+    out = np.empty_like(rec)
+    out[pos] = rec[flagged]
+    out[~taken] = rec[flags == 0]
+    return out
+
+
 def generate(outdir, scale: float = 1.0, seed: int = 0, gzip: bool = False, dirty: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool = True, piece_rows: int = DEFAULT_PIECE_ROWS) -> dict:
     """Write the four Retail Rocket files into ``outdir``; return what was written.
 
     The result has ``files`` (file name -> ``rows``: data rows, ``malformed_lines``: lines
@@ -962,9 +1023,15 @@ def generate(outdir, scale: float = 1.0, seed: int = 0, gzip: bool = False, dirt
     planted same-timestamp conflicts, the items given a non-integer / unknown categoryid).
     The other variant of each output file (``events.csv.gz`` when writing ``events.csv`` and
     vice versa) is removed, so that a reader never finds both.
+
+    Memory is bounded by ``piece_rows`` (rows held before they are spilled to a temporary
+    directory inside ``outdir``) and the fixed unit / bucket sizes, not by ``scale``; the
+    output does not depend on ``piece_rows``.
     """
     if not scale > 0:
         raise ValueError("scale must be > 0")
+    if piece_rows < 1:
+        raise ValueError("piece_rows must be >= 1")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     for name in FILES:  # never leave both events.csv and events.csv.gz behind
@@ -996,75 +1063,190 @@ def generate(outdir, scale: float = 1.0, seed: int = 0, gzip: bool = False, dirt
     result["files"][name] = {"rows": N_CATEGORIES, "malformed_lines": len(ins)}
     log(name, N_CATEGORIES, f" (+{len(ins)} malformed)" if dirty else "", t0)
 
-    # ---- events ----------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    erng = rngs["events"]
-    plan = _event_plan(scale)
-    clock = _Clock(_outages(erng, (EVENT_END_MS - EVENT_START_MS) // HOUR_MS))
-    id_space = max(ITEM_ID_SPACE, int((plan["property_items"] + plan["event_items"]) * 1.2))
-    n_noprop = max(1, int(round(0.05 * plan["event_items"])))
-    ids = erng.choice(id_space, plan["property_items"] + n_noprop, replace=False)
-    prop_items = np.sort(ids[: plan["property_items"]])
-    noprop_items = ids[plan["property_items"]:]
-    event_items = np.concatenate([
-        erng.choice(prop_items, plan["event_items"] - n_noprop, replace=False), noprop_items,
-    ])
-    ev = _events(erng, plan, event_items, clock, scale)
-    name = _out_name("events.csv", gzip)
-    E = len(ev["timestamp"])
-    ins, crlf = _dirty_plan(drng, E, _event_dirty_lines(drng, ev)) if dirty else ([], [])
-    sink = _Sink(outdir / name, EVENTS_HEADER, gzip, ins, crlf)
-    etypes = pa.array(EVENT_TYPES)
-    for a in range(0, E, 1_000_000):
-        s = slice(a, a + 1_000_000)
-        sink.write(pa.table({
-            "timestamp": pa.array(ev["timestamp"][s]),
-            "visitorid": pa.array(ev["visitorid"][s]),
-            "event": pc.take(etypes, pa.array(ev["event"][s])),
-            "itemid": pa.array(ev["itemid"][s]),
-            "transactionid": pc.take(ev["txid_pool"], pa.array(ev["txstr"][s])),
-        }))
-    sink.close()
-    counts = np.bincount(ev["event"], minlength=3)
-    result["files"][name] = {"rows": E, "malformed_lines": len(ins)}
-    result["events"] = {
-        "rows": E, "view": int(counts[0]), "addtocart": int(counts[1]), "transaction": int(counts[2]),
-        "duplicates": plan["duplicates"], "visitors": plan["visitors"],
-        "items": int(len(np.unique(ev["itemid"]))), "transactions": plan["transactions"],
-        "outage_hours": [int(EVENT_START_MS + h * HOUR_MS) for h in np.flatnonzero(clock.outage)],
-        **ev["stats"],
-    }
-    log(name, E, f" (+{len(ins)} malformed)" if dirty else "", t0)
+    with tempfile.TemporaryDirectory(dir=outdir, prefix=".generate-") as tmp:
+        # ---- events: global plan (small), then visitor units -> shuffle -> file -----------
+        t0 = time.perf_counter()
+        erng = rngs["events"]
+        plan = _event_plan(scale)
+        clock = _Clock(_outages(erng, (EVENT_END_MS - EVENT_START_MS) // HOUR_MS))
+        id_space = max(ITEM_ID_SPACE, int((plan["property_items"] + plan["event_items"]) * 1.2))
+        n_noprop = max(1, int(round(0.05 * plan["event_items"])))
+        ids = erng.choice(id_space, plan["property_items"] + n_noprop, replace=False)
+        prop_items = np.sort(ids[: plan["property_items"]])
+        noprop_items = ids[plan["property_items"]:]
+        event_items = np.concatenate([
+            erng.choice(prop_items, plan["event_items"] - n_noprop, replace=False), noprop_items,
+        ])
+        del ids
+        ranked_items, pick = _popularity_sampler(erng, event_items, k0=max(5.0, 100.0 * scale))
+        V, T = plan["visitors"], plan["transactions"]
+        tx_ids = erng.choice(max(FULL_TRANSACTIONS, T), T, replace=False)
+        dot0 = erng.random(T) < 0.03
+        dot0[erng.integers(T)] = True
+        vis_ids = np.sort(erng.choice(max(FULL_VISITORS, V), V, replace=False))
+        item_order = erng.permutation(event_items)
+        # special items, chosen among moderately popular items with properties:
+        # [non-integer categoryid, unknown categoryid, categoryid conflict, available conflict]
+        has_props = np.isin(ranked_items, prop_items)
+        popular = ranked_items[has_props][: max(40, len(ranked_items) // 50)]
+        special = erng.choice(popular, 4, replace=False)
+        del has_props, popular
 
-    # ---- item properties -------------------------------------------------------------------
-    t0 = time.perf_counter()
-    # special items, chosen among moderately popular items with properties:
-    # [non-integer categoryid, unknown categoryid, categoryid conflict, available conflict]
-    has_props = np.isin(ev["ranked_items"], prop_items)
-    popular = ev["ranked_items"][has_props][: max(40, len(ev["ranked_items"]) // 50)]
-    special = erng.choice(popular, 4, replace=False)
-    n_conflicts = max(2, _r(300, scale))
-    props = _item_properties(rngs["properties"], scale, prop_items, tree, special, n_conflicts)
-    del ev
-    total, n1 = len(props["order"]), props["n_part1"]
-    for part, (a, b) in ((1, (0, n1)), (2, (n1, total))):
-        t1 = t0 if part == 1 else time.perf_counter()  # part 1's time includes building the rows
-        name = _out_name(f"item_properties_part{part}.csv", gzip)
-        nrows = b - a
-        ins, crlf = _dirty_plan(drng, nrows, _property_dirty_lines(drng, props, part)) if dirty else ([], [])
+        vb = _units(V, UNIT_VISITORS)
+        nv = np.diff(vb)
+        tx_u = _apportion(T, nv)
+        shares = dict(
+            visitors=nv, transactions=tx_u,
+            tx_rows=tx_u + _apportion(plan["transaction_rows"] - plan["dup_tx"] - T, nv),
+            cart_rows=_apportion(plan["addtocarts"] - plan["dup_cart"], nv),
+            unique_events=_apportion(plan["unique_events"], nv),
+            dup_view=_apportion(plan["dup_view"], nv), dup_cart=_apportion(plan["dup_cart"], nv),
+            dup_tx=_apportion(plan["dup_tx"], nv),
+            ties=_apportion(max(2, int(round(0.0004 * plan["unique_events"]))), nv),
+            gaps=_apportion(max(2, int(round(300 * scale))), nv),
+        )
+        shares["view_rows"] = shares["unique_events"] - shares["tx_rows"] - shares["cart_rows"]
+        tx_off = _segment_starts(tx_u)
+        item_off = np.concatenate([[0], np.cumsum(_apportion(len(item_order), nv))])
+        mixed_unit = int(np.flatnonzero(shares["dup_tx"])[0])
+        E = plan["events"]
+        shuffle = _Shuffle(tmp, "events", _EVENT_RECORD, max(1, -(-E // BUCKET_ROWS)), seed, 20, piece_rows)
+        used = np.zeros(id_space, bool)
+        type_counts = np.zeros(3, np.int64)
+        ev_stats = dict(exact_gap_1800000=0, exact_gap_1800001=0, ties=0, mixed_form_duplicates=0)
+        ev_sample = None
+        for u in range(len(nv)):
+            urng = _unit_rng(seed, 10, u)
+            sub = {k: int(v[u]) for k, v in shares.items()}
+            ev = _events_unit(urng, sub, pick, item_order[item_off[u] : item_off[u + 1]], clock,
+                              V, T, int(tx_off[u]), dot0, u == mixed_unit)
+            rec = np.empty(len(ev["timestamp"]), _EVENT_RECORD)
+            rec["t"], rec["vis"] = ev["timestamp"], vis_ids[vb[u] + ev["visitor"]]
+            rec["e"], rec["i"], rec["x"] = ev["event"], ev["itemid"], ev["txstr"]
+            used[ev["itemid"]] = True
+            type_counts += np.bincount(ev["event"], minlength=3)
+            for k in ev_stats:
+                ev_stats[k] += ev["stats"][k]
+            if ev_sample is None:
+                ev_sample = dict(timestamp=rec["t"][:1000], visitorid=rec["vis"][:1000], itemid=rec["i"][:1000])
+            shuffle.add(rec, urng.integers(0, shuffle.n_buckets, len(rec)))
+            del ev, rec
+        assert int(type_counts.sum()) == E
+        txid_pool = pa.array(
+            [""] + [str(int(x)) for x in tx_ids] + [f"{int(x)}.0" for x in tx_ids], pa.string()
+        )
+        etypes = pa.array(EVENT_TYPES)
+
+        def event_table(r):
+            return pa.table({
+                "timestamp": pa.array(r["t"]),
+                "visitorid": pa.array(r["vis"]),
+                "event": pc.take(etypes, pa.array(r["e"])),
+                "itemid": pa.array(r["i"]),
+                "transactionid": pc.take(txid_pool, pa.array(r["x"])),
+            })
+
+        name = _out_name("events.csv", gzip)
+        ins, crlf = _dirty_plan(drng, E, _event_dirty_lines(drng, ev_sample)) if dirty else ([], [])
+        sink = _Sink(outdir / name, EVENTS_HEADER, gzip, ins, crlf)
+        for _, rec, _ in shuffle.buckets():
+            _write_rows(sink, event_table, rec)
+        sink.close()
+        result["files"][name] = {"rows": E, "malformed_lines": len(ins)}
+        result["events"] = {
+            "rows": E, "view": int(type_counts[0]), "addtocart": int(type_counts[1]),
+            "transaction": int(type_counts[2]),
+            "duplicates": plan["duplicates"], "visitors": plan["visitors"],
+            "items": int(used.sum()), "transactions": plan["transactions"],
+            "outage_hours": [int(EVENT_START_MS + h * HOUR_MS) for h in np.flatnonzero(clock.outage)],
+            **ev_stats, "transactions_dot0": int(dot0.sum()),
+        }
+        log(name, E, f" (+{len(ins)} malformed)" if dirty else "", t0)
+        del used, vis_ids, item_order, shuffle
+
+        # ---- item properties: item units -> shuffle -> part1 / part2 ----------------------
+        t0 = time.perf_counter()
+        n_conflicts = max(2, _r(300, scale))
+        model = _property_model(rngs["properties"], scale, prop_items, tree, special)
+        ib = _units(len(prop_items), UNIT_ITEMS)
+        ni = np.diff(ib)
+        target = _r(FULL_PROPERTY_ROWS, scale) - n_conflicts
+        quota = _apportion(target, ni)
+        extra = _apportion(n_conflicts - 2, ni)
+        n_buckets = max(1, -(-(target + n_conflicts) // BUCKET_ROWS))
+        shuffle = _Shuffle(tmp, "properties", _PROPERTY_RECORD, n_buckets, seed, 40, piece_rows)
+        total = pairs = conflicts = items_with = 0
+        seen_props = np.zeros(len(model["names"]), bool)
+        pr_sample = None
+        for u in range(len(ni)):
+            urng = _unit_rng(seed, 30, u)
+            rec, st = _property_unit(urng, model, int(ib[u]), int(ib[u + 1]), int(quota[u]), int(extra[u]))
+            rec["i"] = prop_items[rec["i"]]
+            bucket = urng.integers(0, n_buckets, len(rec))
+            bucket[rec["f"] == 1] = 0
+            bucket[rec["f"] >= 2] = n_buckets - 1
+            total += len(rec)
+            pairs += st["pairs"]
+            conflicts += st["conflicts"]
+            items_with += st["items"]
+            seen_props |= st["properties"]
+            if pr_sample is None:
+                pr_sample = dict(week=rec["w"][:1000], item=rec["i"][:1000])
+            shuffle.add(rec, bucket)
+            del rec
+        n_part1 = int(round(total * FULL_PART1_ROWS / FULL_PROPERTY_ROWS))
+        ts_pool = SNAPSHOT_START_MS + np.arange(N_WEEKS, dtype=np.int64) * WEEK_MS
+        pr_sample["ts_pool"] = ts_pool
+        names = pa.array(model["names"], pa.string())
+        value_pool = model["value_pool"]
+
+        def property_table(r):
+            return pa.table({
+                "timestamp": pa.array(ts_pool[r["w"]]),
+                "itemid": pa.array(r["i"].astype(np.int64)),
+                "property": pc.take(names, pa.array(r["p"].astype(np.int32))),
+                "value": pc.take(value_pool, pa.array(r["v"])),
+            })
+
+        sinks = []
+        for part, nrows in ((1, n_part1), (2, total - n_part1)):
+            name = _out_name(f"item_properties_part{part}.csv", gzip)
+            ins, crlf = _dirty_plan(drng, nrows, _property_dirty_lines(drng, pr_sample, part)) if dirty else ([], [])
+            sinks.append((name, nrows, ins, crlf))
+        name, nrows, ins, crlf = sinks[0]
         sink = _Sink(outdir / name, PROPERTIES_HEADER, gzip, ins, crlf)
-        for c in range(a, b, 1_000_000):
-            idx = props["order"][c : min(c + 1_000_000, b)]
-            sink.write(pa.table({
-                "timestamp": pa.array(props["ts_pool"][props["week"][idx]]),
-                "itemid": pa.array(props["item"][idx]),
-                "property": pc.take(props["names"], pa.array(props["prop"][idx].astype(np.int32))),
-                "value": pc.take(props["value_pool"], pa.array(props["val"][idx])),
-            }))
+        pos = 0
+        for _, rec, brng in shuffle.buckets():
+            rec = _place_conflicts(rec, brng, pos, n_part1)
+            cut = min(len(rec), max(0, n_part1 - pos))
+            if sink is not None and cut:
+                _write_rows(sink, property_table, rec[:cut])
+            if cut < len(rec):
+                if sinks[0] is not None:  # part 1 is complete: close it, open part 2
+                    sink.close()
+                    result["files"][name] = {"rows": nrows, "malformed_lines": len(ins)}
+                    log(name, nrows, f" (+{len(ins)} malformed)" if dirty else "", t0)
+                    t0 = time.perf_counter()
+                    sinks[0] = None
+                    name, nrows, ins, crlf = sinks[1]
+                    sink = _Sink(outdir / name, PROPERTIES_HEADER, gzip, ins, crlf)
+                _write_rows(sink, property_table, rec[cut:])
+            pos += len(rec)
+        if sinks[0] is not None:  # (only if part 2 is empty)
+            sink.close()
+            result["files"][name] = {"rows": nrows, "malformed_lines": len(ins)}
+            name, nrows, ins, crlf = sinks[1]
+            sink = _Sink(outdir / name, PROPERTIES_HEADER, gzip, ins, crlf)
         sink.close()
         result["files"][name] = {"rows": nrows, "malformed_lines": len(ins)}
-        log(name, nrows, f" (+{len(ins)} malformed)" if dirty else "", t1)
-    result["item_properties"] = props["stats"]
+        log(name, nrows, f" (+{len(ins)} malformed)" if dirty else "", t0)
+        item_pos = model["item_pos"]
+        result["item_properties"] = dict(
+            rows=total, pairs=pairs, conflicts=conflicts, items_with_properties=items_with,
+            properties=int(seen_props.sum()),
+            noninteger_categoryid_item=int(prop_items[item_pos[0]]),
+            unknown_categoryid_item=int(prop_items[item_pos[1]]),
+        )
     return result
 
 
@@ -1079,9 +1261,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="random seed (output is deterministic)")
     ap.add_argument("--gzip", action="store_true", help="write *.csv.gz instead of *.csv")
     ap.add_argument("--dirty", action="store_true", help="also insert a few malformed lines in every file")
+    ap.add_argument("--piece-rows", type=int, default=DEFAULT_PIECE_ROWS,
+                    help="rows held in memory before spilling to a temporary directory in OUTDIR "
+                         "(bounds the memory; the output does not depend on it)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    generate(args.outdir, scale=args.scale, seed=args.seed, gzip=args.gzip, dirty=args.dirty)
+    generate(args.outdir, scale=args.scale, seed=args.seed, gzip=args.gzip, dirty=args.dirty,
+             piece_rows=args.piece_rows)
     print(f"done in {time.perf_counter() - t0:.1f}s", flush=True)
     return 0
 
