@@ -6,21 +6,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .analytics import distinct_count
+from .columns import distinct_count, event_codes, hashed_codes, rate
 from .quality import in_expected_range
 from .records import EVENT_CODES, EVENT_TYPES
 from .timefmt import day_index, format_days, format_event_time, format_hours, hour_index
 
 ROLLING_WINDOWS = {"rolling_avg_24h": 24, "rolling_avg_168h": 168}
-
-
-def _event_codes(enriched: pa.Table) -> np.ndarray:
-    column = enriched.column("event").combine_chunks()
-    if pa.types.is_dictionary(column.type):
-        names = column.dictionary.to_pylist()
-        remap = np.array([EVENT_CODES[name] for name in names], dtype=np.int8)
-        return remap[column.indices.to_numpy(zero_copy_only=False)]
-    return np.array([EVENT_CODES[name] for name in column.to_pylist()], dtype=np.int8)
 
 
 def event_type_counts(enriched: pa.Table) -> pa.Table:
@@ -38,7 +29,7 @@ def event_type_counts(enriched: pa.Table) -> pa.Table:
         return pa.table(empty)
     first = int(hours.min())
     span = int(hours.max()) - first + 1
-    codes = _event_codes(enriched)[in_range]
+    codes = event_codes(enriched)[in_range]
     columns = {"hour": format_hours(np.arange(first, first + span, dtype=np.int64))}
     total = np.zeros(span, dtype=np.int64)
     for code, name in enumerate(EVENT_TYPES):
@@ -101,7 +92,7 @@ def sessions(enriched: pa.Table) -> pa.Table:
     visitor = enriched.column("visitorid").to_numpy()
     session = enriched.column("session_id").to_numpy()
     time = enriched.column("timestamp_ms").to_numpy()
-    codes = _event_codes(enriched)
+    codes = event_codes(enriched)
     n = len(visitor)
     new = np.ones(n, dtype=bool)
     new[1:] = (visitor[1:] != visitor[:-1]) | (session[1:] != session[:-1])
@@ -138,11 +129,6 @@ def sessions(enriched: pa.Table) -> pa.Table:
     )
 
 
-def _dense(values: np.ndarray) -> np.ndarray:
-    """Dense int64 codes 0..k-1 of the values, in no particular order (hashed)."""
-    return pd.factorize(values, sort=False)[0].astype(np.int64)
-
-
 def _cart_outcomes(
     visitor: np.ndarray, session: np.ndarray, itemid: np.ndarray, codes: np.ndarray, session_index: np.ndarray,
     addtocarts: np.ndarray, transactions: np.ndarray,
@@ -156,25 +142,20 @@ def _cart_outcomes(
     n_sessions = len(addtocarts)
     is_cart = codes == EVENT_CODES["addtocart"]
     is_buy = codes == EVENT_CODES["transaction"]
-    cart_items = distinct_count(session_index[is_cart], _dense(itemid[is_cart]), n_sessions)
+    cart_items = distinct_count(session_index[is_cart], hashed_codes(itemid[is_cart]), n_sessions)
     abandoned = (addtocarts > 0) & (transactions == 0)
     recovered = np.zeros(n_sessions, dtype=bool)
     lost = is_cart & abandoned[session_index] if n_sessions else is_cart
     if lost.any() and is_buy.any():
         rows = np.flatnonzero(lost | is_buy)
-        items = _dense(itemid[rows])
-        key = _dense(visitor[rows]) * (int(items.max()) + 1) + items
+        items = hashed_codes(itemid[rows])
+        key = hashed_codes(visitor[rows]) * (int(items.max()) + 1) + items
         buy = is_buy[rows]
         last_purchase = pd.Series(session[rows][buy]).groupby(key[buy]).max()
         at = last_purchase.index.get_indexer(key[~buy])
         later = (at >= 0) & (last_purchase.to_numpy()[np.maximum(at, 0)] > session[rows][~buy])
         recovered[session_index[rows[~buy][later]]] = True
     return cart_items, abandoned, recovered
-
-
-def _rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:
-    zero = denominator == 0
-    return pa.array(numerator / np.where(zero, 1, denominator), pa.float64(), mask=zero)
 
 
 def funnel_columns(group: np.ndarray, visitor: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
@@ -184,7 +165,7 @@ def funnel_columns(group: np.ndarray, visitor: np.ndarray, event: np.ndarray) ->
     ``view_to_purchase_rate``, one value per group). ``event`` holds the int8 event codes."""
     # dense codes, the groups' in sorted order; then one int64 key per (group, visitor, type)
     group_code, groups = pd.factorize(np.asarray(group), sort=True)
-    visitor_code = _dense(np.asarray(visitor))
+    visitor_code = hashed_codes(np.asarray(visitor))
     types, k = len(EVENT_TYPES), len(groups)
     width = int(visitor_code.max()) + 1 if len(visitor_code) else 1
     triples = pd.unique((group_code.astype(np.int64) * width + visitor_code) * types + np.asarray(event, np.int64))
@@ -197,14 +178,14 @@ def funnel_columns(group: np.ndarray, visitor: np.ndarray, event: np.ndarray) ->
         "viewers": pa.array(viewers),
         "carters": pa.array(carters),
         "buyers": pa.array(buyers),
-        "view_to_cart_rate": _rate(carters, viewers),
-        "cart_to_purchase_rate": _rate(buyers, carters),
-        "view_to_purchase_rate": _rate(buyers, viewers),
+        "view_to_cart_rate": rate(carters, viewers),
+        "cart_to_purchase_rate": rate(buyers, carters),
+        "view_to_purchase_rate": rate(buyers, viewers),
     }
 
 
 def daily_funnel(enriched: pa.Table) -> pa.Table:
     """Per date: distinct visitors, and distinct visitors with a view / addtocart / transaction."""
     days, columns = funnel_columns(day_index(enriched.column("timestamp_ms").to_numpy()),
-                                   enriched.column("visitorid").to_numpy(), _event_codes(enriched))
+                                   enriched.column("visitorid").to_numpy(), event_codes(enriched))
     return pa.table({"date": format_days(days), **columns})

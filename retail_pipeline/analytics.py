@@ -20,75 +20,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .records import EVENT_CODES, EVENT_TYPES
+from .columns import (ADDTOCART, TRANSACTION, VIEW, count, distinct_count, event_codes, hashed_codes, int_column,
+                      nullable, rate, unique)
 from .timefmt import day_index, format_days, format_event_time, hour_index
-
-VIEW, ADDTOCART, TRANSACTION = (EVENT_CODES[name] for name in EVENT_TYPES)
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def event_codes(enriched: pa.Table) -> np.ndarray:
-    """The ``event`` column as int8 codes (0 view, 1 addtocart, 2 transaction)."""
-    column = enriched.column("event").combine_chunks()
-    if pa.types.is_dictionary(column.type):
-        remap = np.array([EVENT_CODES[name] for name in column.dictionary.to_pylist()], dtype=np.int8)
-        return remap[column.indices.to_numpy(zero_copy_only=False)] if len(remap) else np.zeros(0, np.int8)
-    if pa.types.is_integer(column.type):
-        return column.to_numpy().astype(np.int8)
-    return np.array([EVENT_CODES[name] for name in column.to_pylist()], dtype=np.int8)
-
-
-def _int_column(enriched: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(values with NULL as 0, validity mask) of an integer column."""
-    column = enriched.column(name).combine_chunks()
-    valid = np.asarray(column.is_valid()) if column.null_count else np.ones(len(column), dtype=bool)
-    values = column.fill_null(0).to_numpy(zero_copy_only=False) if column.null_count else column.to_numpy()
-    return values.astype(np.int64), valid
 
 
 def _purchased_views(enriched: pa.Table) -> np.ndarray:
     """1 on a view followed by a purchase of its item by the same visitor (``view_to_purchase``), else 0."""
-    values, valid = _int_column(enriched, "view_to_purchase")
+    values, valid = int_column(enriched, "view_to_purchase")
     return np.where(valid, values, 0).astype(np.int64)
-
-
-def _members(values: np.ndarray) -> np.ndarray:
-    """Dense codes 0..k-1 in no particular order: enough to count distinct values (no sort)."""
-    return pd.factorize(values, sort=False)[0].astype(np.int64)
-
-
-def _count(groups: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
-    counts = np.bincount(groups, weights=weights, minlength=size)
-    return np.rint(counts).astype(np.int64) if weights is not None else counts.astype(np.int64)
-
-
-def distinct_count(groups: np.ndarray, members: np.ndarray, size: int) -> np.ndarray:
-    """For each group code 0..size-1, the number of distinct member codes paired with it.
-
-    Both arrays hold dense non-negative codes, so ``group * (max member + 1) + member`` is
-    one exact int64 key per pair (codes are at most the number of rows).
-    """
-    if len(groups) == 0:
-        return np.zeros(size, dtype=np.int64)
-    width = int(members.max()) + 1
-    pairs = unique(groups.astype(np.int64) * width + members.astype(np.int64))
-    return np.bincount(pairs // width, minlength=size).astype(np.int64)
-
-
-def unique(values: np.ndarray) -> np.ndarray:
-    """The distinct values, in no particular order (hashed: several times faster than ``np.unique``)."""
-    return pd.unique(np.asarray(values, dtype=np.int64))
-
-
-def _rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:
-    """numerator / denominator, NULL where the denominator is 0."""
-    zero = np.asarray(denominator) == 0
-    return pa.array(np.asarray(numerator) / np.where(zero, 1, denominator), pa.float64(), mask=zero)
-
-
-def _nullable(values: np.ndarray, valid: np.ndarray) -> pa.Array:
-    return pa.array(np.where(valid, values, 0).astype(np.int64), pa.int64(), mask=~valid)
 
 
 # ------------------------------------------------------------------ overview
@@ -104,10 +44,10 @@ def overview(enriched: pa.Table) -> pa.Table:
     if len(time) == 0:
         return OVERVIEW_SCHEMA.empty_table()
     codes = event_codes(enriched)
-    visitor = _members(enriched.column("visitorid").to_numpy())
+    visitor = hashed_codes(enriched.column("visitorid").to_numpy())
     session = enriched.column("session_id").to_numpy().astype(np.int64)
     visitor_session = visitor * (int(session.max()) + 1) + session
-    category, has_category = _int_column(enriched, "categoryid")
+    category, has_category = int_column(enriched, "categoryid")
     purchased = _purchased_views(enriched)
 
     def distinct(values: np.ndarray) -> int:
@@ -176,7 +116,7 @@ def latest_snapshot_values(snapshots: pa.Table, prop: str) -> tuple[np.ndarray, 
     item = snapshots.column("itemid").to_numpy()[rows]
     last = np.ones(len(rows), dtype=bool)
     last[:-1] = item[1:] != item[:-1]
-    values, valid = _int_column(snapshots.take(pa.array(rows[last], pa.int64())), "value_int")
+    values, valid = int_column(snapshots.take(pa.array(rows[last], pa.int64())), "value_int")
     return item[last], values, valid
 
 
@@ -249,8 +189,8 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
     ``event``, ``itemid``, ``view_to_purchase``, ``categoryid``.
     """
     tree_ids = tree.column("categoryid").to_numpy().astype(np.int64)
-    tree_parents, has_parent = _int_column(tree, "parentid")
-    event_category, has_category = _int_column(enriched, "categoryid")
+    tree_parents, has_parent = int_column(tree, "parentid")
+    event_category, has_category = int_column(enriched, "categoryid")
     extra = np.asarray(item_categoryids if item_categoryids is not None else [], dtype=np.int64)
     universe = np.sort(unique(np.concatenate([tree_ids, tree_parents[has_parent], event_category[has_category],
                                               extra])))
@@ -273,8 +213,8 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
     events = has_category
     cat = _positions(universe, event_category[events])
     codes = event_codes(enriched)[events]
-    visitor = _members(enriched.column("visitorid").to_numpy()[events])
-    item = _members(enriched.column("itemid").to_numpy()[events])
+    visitor = hashed_codes(enriched.column("visitorid").to_numpy()[events])
+    item = hashed_codes(enriched.column("itemid").to_numpy()[events])
     purchased = _purchased_views(enriched)[events]
 
     def subtree_sum(direct: np.ndarray) -> np.ndarray:
@@ -291,22 +231,22 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
         width = int(members.max()) + 1
         pairs = unique(groups * width + members)  # distinct (category, member) first: far fewer
         own, member = pairs // width, pairs % width
-        direct = _count(own, n)
+        direct = count(own, n)
         # A member of one category only (most visitors, nearly all items) is one of each of its
         # ancestors' distinct members: a subtree sum counts those. Only members of several
         # categories can reach an ancestor twice; their (ancestor, member) pairs are made distinct.
         alone = np.bincount(member, minlength=width)[member] == 1
-        total = subtree_sum(_count(own[alone], n))
+        total = subtree_sum(count(own[alone], n))
         own, member = own[~alone], member[~alone]
         lifted = [np.column_stack([level[own], member])[level[own] >= 0] for level in ancestors]
         stacked = np.concatenate(lifted)
         return direct, total + distinct_count(stacked[:, 0], stacked[:, 1], n)
 
     def of_type(code: int) -> np.ndarray:
-        return _count(cat[codes == code], n)
+        return count(cat[codes == code], n)
 
     buy, view = codes == TRANSACTION, codes == VIEW
-    views, purchased_views = of_type(VIEW), _count(cat, n, weights=purchased)
+    views, purchased_views = of_type(VIEW), count(cat, n, weights=purchased)
     subtree_views, subtree_purchased = subtree_sum(views), subtree_sum(purchased_views)
     items, subtree_items = distinct_members(cat, item)
     visitors, subtree_visitors = distinct_members(cat, visitor)
@@ -318,20 +258,20 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
             "categoryid": pa.array(universe),
             "label": paths,
             "category_path": paths,
-            "parentid": _nullable(universe[np.maximum(parents, 0)], parents >= 0),
-            "root_categoryid": _nullable(universe[top], placed),
-            "depth": _nullable(hops, placed),
+            "parentid": nullable(universe[np.maximum(parents, 0)], parents >= 0),
+            "root_categoryid": nullable(universe[top], placed),
+            "depth": nullable(hops, placed),
             "in_tree": pa.array(in_tree.astype(np.int64)),
-            "children": _count(parents[parents >= 0], n),
+            "children": count(parents[parents >= 0], n),
             "items": items,
-            "events": _count(cat, n),
+            "events": count(cat, n),
             "views": views,
             "addtocarts": of_type(ADDTOCART),
             "transactions": of_type(TRANSACTION),
             "visitors": visitors,
             "buyers": buyers,
             "subtree_items": subtree_items,
-            "subtree_events": subtree_sum(_count(cat, n)),
+            "subtree_events": subtree_sum(count(cat, n)),
             "subtree_views": subtree_views,
             "subtree_addtocarts": subtree_sum(of_type(ADDTOCART)),
             "subtree_transactions": subtree_sum(of_type(TRANSACTION)),
@@ -339,9 +279,9 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
             "subtree_viewers": subtree_viewers,
             "subtree_buyers": subtree_buyers,
             "subtree_purchased_views": subtree_purchased,
-            "subtree_view_to_purchase_rate": _rate(subtree_buyers, subtree_viewers),
-            "subtree_visitor_to_buyer_rate": _rate(subtree_buyers, subtree_visitors),
-            "subtree_purchased_view_rate": _rate(subtree_purchased, subtree_views),
+            "subtree_view_to_purchase_rate": rate(subtree_buyers, subtree_viewers),
+            "subtree_visitor_to_buyer_rate": rate(subtree_buyers, subtree_visitors),
+            "subtree_purchased_view_rate": rate(subtree_purchased, subtree_views),
         }
     )
 
@@ -369,13 +309,13 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
     n = len(universe)
     item = _positions(universe, event_item)
     codes = event_codes(enriched)
-    visitor = _members(enriched.column("visitorid").to_numpy())
+    visitor = hashed_codes(enriched.column("visitorid").to_numpy())
     time = enriched.column("timestamp_ms").to_numpy()
     purchased = _purchased_views(enriched)
-    available_then, known = _int_column(enriched, "available")
+    available_then, known = int_column(enriched, "available")
 
     def per_type(code: int) -> np.ndarray:
-        return _count(item[codes == code], n)
+        return count(item[codes == code], n)
 
     # distinct (item, visitor, event type) once; distinct visitors per item and type from those
     types = len(EVENT_TYPES)
@@ -384,11 +324,11 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
     pairs_of, type_of = np.divmod(triples, types)
 
     def distinct_of(code: int) -> np.ndarray:
-        return _count(pairs_of[type_of == code] // width, n)
+        return count(pairs_of[type_of == code] // width, n)
 
-    views, events = per_type(VIEW), _count(item, n)
+    views, events = per_type(VIEW), count(item, n)
     viewers, buyers = distinct_of(VIEW), distinct_of(TRANSACTION)
-    purchased_views = _count(item, n, weights=purchased)
+    purchased_views = count(item, n, weights=purchased)
     has_events = events > 0
     first_time, last_time = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     if len(item):
@@ -411,7 +351,7 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
         raise ValueError("items: a category the items are filed in is not in the categories table")
     filed = at >= 0
     path = categories_table.column("category_path").take(pa.array(at, pa.int64(), mask=~filed))
-    root, has_root = _int_column(categories_table, "root_categoryid")
+    root, has_root = int_column(categories_table, "root_categoryid")
     root, has_root = np.append(root, 0)[at], np.append(has_root, False)[at]  # (at = -1: the appended "none")
     label = pc.if_else(pa.array(filed), pc.binary_join_element_wise("item in ", path, ""),
                        pa.scalar("item, category unknown"))
@@ -432,21 +372,21 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
             "itemid": pa.array(universe),
             "label": label,
             "category_path": path,
-            "categoryid": _nullable(categoryid, has_category),
-            "root_categoryid": _nullable(root, has_root),
-            "available": _nullable(available, has_available),
+            "categoryid": nullable(categoryid, has_category),
+            "root_categoryid": nullable(root, has_root),
+            "available": nullable(available, has_available),
             "views": views,
             "addtocarts": per_type(ADDTOCART),
             "transactions": per_type(TRANSACTION),
             "viewers": viewers,
             "carters": distinct_of(ADDTOCART),
             "buyers": buyers,
-            "view_to_purchase_rate": _rate(buyers, viewers),
-            "purchased_view_rate": _rate(purchased_views, views),
-            "visitors": _count(unique(pairs_of) // width, n),
+            "view_to_purchase_rate": rate(buyers, viewers),
+            "purchased_view_rate": rate(purchased_views, views),
+            "visitors": count(unique(pairs_of) // width, n),
             "events": events,
             "purchased_views": purchased_views,
-            "views_while_unavailable": _count(item[(codes == VIEW) & known & (available_then == 0)], n),
+            "views_while_unavailable": count(item[(codes == VIEW) & known & (available_then == 0)], n),
             "category_changes": changes,
             "first_event_time": when(first_time),
             "last_event_time": when(last_time),
@@ -466,12 +406,12 @@ def hour_of_day_profile(enriched: pa.Table) -> pa.Table:
     time = enriched.column("timestamp_ms").to_numpy()
     hour = (hour_index(time) % 24).astype(np.int64)
     codes = event_codes(enriched)
-    visitor = _members(enriched.column("visitorid").to_numpy())
+    visitor = hashed_codes(enriched.column("visitorid").to_numpy())
     purchased = _purchased_views(enriched)
     days = int(day_index(time.max()) - day_index(time.min()) + 1) if len(time) else 0
-    events = _count(hour, 24)
-    views = _count(hour[codes == VIEW], 24)
-    purchased_views = _count(hour, 24, weights=purchased)
+    events = count(hour, 24)
+    views = count(hour[codes == VIEW], 24)
+    purchased_views = count(hour, 24, weights=purchased)
     visitors = distinct_count(hour, visitor, 24)
     buy = codes == TRANSACTION
     buyers = distinct_count(hour[buy], visitor[buy], 24)
@@ -480,14 +420,14 @@ def hour_of_day_profile(enriched: pa.Table) -> pa.Table:
             "hour_of_day": pa.array(np.arange(24, dtype=np.int64)),
             "events": events,
             "views": views,
-            "addtocarts": _count(hour[codes == ADDTOCART], 24),
-            "transactions": _count(hour[buy], 24),
+            "addtocarts": count(hour[codes == ADDTOCART], 24),
+            "transactions": count(hour[buy], 24),
             "visitors": visitors,
             "buyers": buyers,
-            "avg_events_per_day": _rate(events, np.full(24, days)),
-            "share_of_events": _rate(events, np.full(24, len(time))),
+            "avg_events_per_day": rate(events, np.full(24, days)),
+            "share_of_events": rate(events, np.full(24, len(time))),
             "purchased_views": purchased_views,
-            "purchased_view_rate": _rate(purchased_views, views),
-            "visitor_to_buyer_rate": _rate(buyers, visitors),
+            "purchased_view_rate": rate(purchased_views, views),
+            "visitor_to_buyer_rate": rate(buyers, visitors),
         }
     )

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .analytics import _rate
+from .columns import rate
 
 DAILY_CART_ABANDONMENT_SCHEMA = pa.schema(
     [("date", pa.string()), ("cart_sessions", pa.int64()), ("abandoned_sessions", pa.int64()),
@@ -66,9 +66,9 @@ def daily_cart_abandonment(sessions: pa.Table) -> pa.Table:
             "date": pa.array([dates[k] for k in order], pa.string()),
             "cart_sessions": pa.array(cart_sessions),
             "abandoned_sessions": pa.array(abandoned_sessions),
-            "abandonment_rate": _rate(abandoned_sessions, cart_sessions),
+            "abandonment_rate": rate(abandoned_sessions, cart_sessions),
             "recovered_sessions": pa.array(recovered_sessions),
-            "recovery_rate": _rate(recovered_sessions, abandoned_sessions),
+            "recovery_rate": rate(recovered_sessions, abandoned_sessions),
         },
         schema=DAILY_CART_ABANDONMENT_SCHEMA,
     )

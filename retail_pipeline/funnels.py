@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from .aggregates import funnel_columns
-from .analytics import event_codes
+from .columns import event_codes
 from .timefmt import day_index, format_days
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .analytics import VIEW, event_codes
+from .columns import VIEW, event_codes
 
 MAX_SESSION_ITEMS = 50  # a session viewing more distinct items is a crawl, not shopping
 MIN_TOGETHER = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from .analytics import ADDTOCART, TRANSACTION, VIEW, _members, _rate, distinct_count, event_codes
+from .columns import ADDTOCART, TRANSACTION, VIEW, distinct_count, event_codes, hashed_codes, rate
 from .quality import in_expected_range
 from .timefmt import day_index, hour_index
 
@@ -35,7 +35,7 @@ def weekday_hour_profile(enriched: pa.Table) -> pa.Table:
     kept = in_expected_range(time)
     time = time[kept]
     codes = event_codes(enriched)[kept]
-    visitor = _members(enriched.column("visitorid").to_numpy()[kept])
+    visitor = hashed_codes(enriched.column("visitorid").to_numpy()[kept])
     day = day_index(time)
     hour = hour_index(time)
     slot = (iso_weekday(day) - 1) * 24 + hour % 24
@@ -79,7 +79,7 @@ def weekday_hour_profile(enriched: pa.Table) -> pa.Table:
         **{name: pa.array(values) for name, values in counts.items()},
     }
     for name in ("events", "views", "addtocarts", "transactions"):
-        columns[f"avg_{name}_per_day"] = _rate(counts[name], days)
+        columns[f"avg_{name}_per_day"] = rate(counts[name], days)
     for name in ("visitors", "buyers"):
-        columns[f"avg_{name}_per_day"] = _rate(visitor_days[name], days)
+        columns[f"avg_{name}_per_day"] = rate(visitor_days[name], days)
     return pa.table(columns)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .analytics import ADDTOCART, TRANSACTION, VIEW, event_codes
+from .columns import ADDTOCART, TRANSACTION, VIEW, event_codes
 from .timefmt import format_event_time
 
 PURCHASE_TIMING_SCHEMA = pa.schema(

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .analytics import ADDTOCART, TRANSACTION, VIEW, _rate, distinct_count, event_codes, unique
+from .columns import ADDTOCART, TRANSACTION, VIEW, distinct_count, event_codes, hashed_codes, rate, unique
 from .quality import in_expected_range
 from .timefmt import day_index, format_days, format_event_time
 
@@ -31,11 +31,6 @@ COHORT_RETENTION_SCHEMA = pa.schema(
      ("active_visitors", pa.int64()), ("buyers", pa.int64()), ("retention_rate", pa.float64()),
      ("purchase_rate", pa.float64())]
 )
-
-
-def _dense(values: np.ndarray) -> np.ndarray:
-    """Dense int64 codes 0..k-1 of the values, in no particular order (hashed)."""
-    return pd.factorize(values, sort=False)[0].astype(np.int64)
 
 
 def visitor_codes(visitorid: np.ndarray, *, sort: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -77,11 +72,11 @@ def _crawl_visitors(visitor: np.ndarray, session: np.ndarray, item: np.ndarray, 
     if not rows.any():
         return flagged
     visitor, session, item = visitor[rows], session[rows], item[rows]
-    session_key = _dense(visitor * (int(session.max()) + 1) + session)
+    session_key = hashed_codes(visitor * (int(session.max()) + 1) + session)
     rows = (np.bincount(session_key) > CRAWL_VIEWED_ITEMS)[session_key]
     if not rows.any():
         return flagged
-    sessions, members = _dense(session_key[rows]), _dense(item[rows])
+    sessions, members = hashed_codes(session_key[rows]), hashed_codes(item[rows])
     crawl = distinct_count(sessions, members, int(sessions.max()) + 1) > CRAWL_VIEWED_ITEMS
     flagged[visitor[rows][crawl[sessions]]] = 1
     return flagged
@@ -141,7 +136,7 @@ def visitors(enriched: pa.Table) -> pa.Table:
     transactionid = enriched.column("transactionid").combine_chunks()
     ordered = is_buy & np.asarray(transactionid.is_valid())
     order_ids = transactionid.fill_null(0).to_numpy(zero_copy_only=False)[ordered]
-    orders = distinct_count(code[ordered], _dense(order_ids), size)
+    orders = distinct_count(code[ordered], hashed_codes(order_ids), size)
 
     itemid = enriched.column("itemid").to_numpy()
     suspected_bot = _crawl_visitors(code[is_view], session[is_view], itemid[is_view], size)
@@ -226,8 +221,8 @@ def cohort_retention(enriched: pa.Table) -> pa.Table:
             "visitors": pa.array(visitors_col),
             "active_visitors": pa.array(active),
             "buyers": pa.array(buyers),
-            "retention_rate": _rate(active, visitors_col),
-            "purchase_rate": _rate(buyers, visitors_col),
+            "retention_rate": rate(active, visitors_col),
+            "purchase_rate": rate(buyers, visitors_col),
         },
         schema=COHORT_RETENTION_SCHEMA,
     )

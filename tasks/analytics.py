@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from retail_pipeline import aggregates, analytics, carts, funnels, item_pairs, profiles, purchases, visitors
+from retail_pipeline.columns import unique
 from retail_pipeline.property_history import item_property_history
 from retail_pipeline.schema import TABLES
 from retail_pipeline.sqlite_out import write_sqlite_part
@@ -62,7 +63,7 @@ class Sources:
             for part in (part for f in self._inputs["properties"] for part in f["latest"]):
                 ids = load_table(part, columns=["itemid"]).column("itemid").to_numpy()
                 parts.append(ids[np.concatenate(([True], ids[1:] != ids[:-1]))] if len(ids) else ids)
-            return analytics.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+            return unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         return self._once("catalogue_itemids", load)
 
 

@@ -1,0 +1,73 @@
+"""The column helpers the table computations share: events_enriched's columns read as numpy
+arrays (event types as int8 codes, nullable integers as values and a validity mask, ids as
+hashed dense codes), counts and distinct counts per group code, and Arrow result columns (rates
+NULL where the divisor is 0, nullable integers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .records import EVENT_CODES, EVENT_TYPES
+
+VIEW, ADDTOCART, TRANSACTION = (EVENT_CODES[name] for name in EVENT_TYPES)
+
+
+def event_codes(enriched: pa.Table) -> np.ndarray:
+    """The ``event`` column as int8 codes (0 view, 1 addtocart, 2 transaction)."""
+    column = enriched.column("event").combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        remap = np.array([EVENT_CODES[name] for name in column.dictionary.to_pylist()], dtype=np.int8)
+        return remap[column.indices.to_numpy(zero_copy_only=False)] if len(remap) else np.zeros(0, np.int8)
+    if pa.types.is_integer(column.type):
+        return column.to_numpy().astype(np.int8)
+    return np.array([EVENT_CODES[name] for name in column.to_pylist()], dtype=np.int8)
+
+
+def int_column(enriched: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values with NULL as 0, validity mask) of an integer column."""
+    column = enriched.column(name).combine_chunks()
+    valid = np.asarray(column.is_valid()) if column.null_count else np.ones(len(column), dtype=bool)
+    values = column.fill_null(0).to_numpy(zero_copy_only=False) if column.null_count else column.to_numpy()
+    return values.astype(np.int64), valid
+
+
+def hashed_codes(values: np.ndarray) -> np.ndarray:
+    """Dense codes 0..k-1 in no particular order: enough to count distinct values (no sort)."""
+    return pd.factorize(values, sort=False)[0].astype(np.int64)
+
+
+def count(groups: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Rows (or the sum of ``weights``) per group code 0..size-1."""
+    counts = np.bincount(groups, weights=weights, minlength=size)
+    return np.rint(counts).astype(np.int64) if weights is not None else counts.astype(np.int64)
+
+
+def distinct_count(groups: np.ndarray, members: np.ndarray, size: int) -> np.ndarray:
+    """For each group code 0..size-1, the number of distinct member codes paired with it.
+
+    Both arrays hold dense non-negative codes, so ``group * (max member + 1) + member`` is
+    one exact int64 key per pair (codes are at most the number of rows).
+    """
+    if len(groups) == 0:
+        return np.zeros(size, dtype=np.int64)
+    width = int(members.max()) + 1
+    pairs = unique(groups.astype(np.int64) * width + members.astype(np.int64))
+    return np.bincount(pairs // width, minlength=size).astype(np.int64)
+
+
+def unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values, in no particular order (hashed: several times faster than ``np.unique``)."""
+    return pd.unique(np.asarray(values, dtype=np.int64))
+
+
+def rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:
+    """numerator / denominator, NULL where the denominator is 0."""
+    zero = np.asarray(denominator) == 0
+    return pa.array(np.asarray(numerator) / np.where(zero, 1, denominator), pa.float64(), mask=zero)
+
+
+def nullable(values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """An int64 column of ``values``, NULL where ``valid`` is False."""
+    return pa.array(np.where(valid, values, 0).astype(np.int64), pa.int64(), mask=~valid)
