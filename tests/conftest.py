@@ -191,17 +191,23 @@ def start_datasette(database, state: Path) -> tuple[subprocess.Popen, dict]:
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    wait_until_answering(process, base, state / "datasette.log", timeout=60)
+    return process, {"base": base, "state": state, "command": command}
+
+
+def wait_until_answering(process: subprocess.Popen, base: str, log: Path, timeout: float) -> None:
+    """Poll the Datasette at ``base`` until it answers, failing with the end of its ``log`` if
+    ``process`` exits first, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
     while True:
-        assert process.poll() is None, (state / "datasette.log").read_text()
+        assert process.poll() is None, log.read_text()[-3000:]
         try:
             if get(f"{base}/-/versions.json")[0] == 200:
-                break
+                return
         except OSError:
             pass
-        assert time.monotonic() < deadline, "datasette did not answer within 60 s"
-        time.sleep(0.05)
-    return process, {"base": base, "state": state, "command": command}
+        assert time.monotonic() < deadline, f"{base} did not answer within {timeout} s"
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

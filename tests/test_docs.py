@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, REPO, free_port, get
+from conftest import BIN, REPO, free_port, get, wait_until_answering
 
 sys.path.insert(0, str(REPO))
 from retail_pipeline.schema import EVENTS_VIEW_SQL, TABLES  # noqa: E402
@@ -330,16 +330,7 @@ def test_browsing_commands_serve_the_pages_the_readme_names(rr, tmp_path):
     server = subprocess.Popen(make_argv(command), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                               env=clean_env(), start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                if get(f"http://127.0.0.1:{port}/-/versions.json")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "make serve did not answer within 120 s"
-            time.sleep(0.2)
+        wait_until_answering(server, f"http://127.0.0.1:{port}", tmp_path / "serve.log", timeout=120)
         paths = set(re.findall(r"http://127\.0\.0\.1:8001(/[^\s>)`]*)", body))
         paths |= set(re.findall(r"`(/(?:retail|-)/[^`\s]*)`", body))
         assert {"/", "/retail", "/-/glossary", "/-/dashboards/retail", "/-/dashboards/item"} <= paths
