@@ -22,6 +22,7 @@ lines look like.
 from __future__ import annotations
 
 import gzip
+import mmap
 import os
 import stat
 import zlib
@@ -154,8 +155,9 @@ def read_header_and_chunks(
 ) -> tuple[bytes, Iterator[LineChunk]]:
     """Return the header line's text (no BOM, no line end) and an iterator of data-line chunks.
 
-    A plain file is memory-mapped and its chunks are zero-copy views of the mapping; a gzip
-    file is decompressed block by block. Raises ``InputError`` naming the file when it cannot
+    A plain file is memory-mapped and its chunks are zero-copy views of the mapping; the pages
+    of chunks read a few chunks ago are dropped from the process (``madvise``), so it holds a
+    few chunks of the file, not all it has read. A gzip file is decompressed block by block. Raises ``InputError`` naming the file when it cannot
     be opened or read, or holds no header line at all. A header longer than
     ``MAX_LINE_BYTES`` is returned cut (it cannot be a right header anyway).
     """
@@ -164,9 +166,14 @@ def read_header_and_chunks(
         return _stream_header_and_chunks(path, chunk_bytes)
     size = check_readable_file(path)
     try:
-        mapped = pa.memory_map(path, "r").read_buffer() if size else pa.py_buffer(b"")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+        if size:
+            with open(path, "rb") as f:
+                mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            mapped = pa.py_buffer(mapping)
+        else:
+            mapping, mapped = None, pa.py_buffer(b"")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot open: {getattr(exc, 'strerror', None) or exc}") from exc
     data = np.frombuffer(mapped, dtype=np.uint8)
     if size == 0 or bytes(data[: len(BOM) + 1]) == BOM:
         raise InputError(f"{path}: file is empty, expected a header line")
@@ -175,7 +182,20 @@ def read_header_and_chunks(
     header = bytes(data[: min(header_end, len(BOM) + _KEEP_OF_LONG_LINE)])
     if header.startswith(BOM):
         header = header[len(BOM):]
-    return strip_line_end(header), _mapped_chunks(mapped, data, header_end, chunk_bytes)
+    return strip_line_end(header), _mapped_chunks(mapped, data, header_end, chunk_bytes, _releaser(mapping))
+
+
+KEPT_CHUNKS = 4  # chunks whose pages stay mapped: those being parsed (one per thread) and the next
+
+
+def _releaser(mapping: mmap.mmap | None):
+    """A function dropping the pages of ``mapping`` before an offset from the process: they stay
+    in the page cache, and a later read of them (a parsed value viewing the file) maps them again."""
+    def release(offset: int) -> None:
+        end = offset - offset % mmap.PAGESIZE
+        if mapping is not None and end > 0 and hasattr(mapping, "madvise"):
+            mapping.madvise(mmap.MADV_DONTNEED, 0, end)
+    return release
 
 
 _SCAN_STEP = 1 << 20  # bytes compared at a time when looking for newlines
@@ -216,10 +236,15 @@ def _find_last_newline(data: np.ndarray, start: int, end: int, step: int = 1 << 
     return -1
 
 
-def _mapped_chunks(mapped: pa.Buffer, data: np.ndarray, start: int, chunk_bytes: int) -> Iterator[LineChunk]:
+def _mapped_chunks(mapped: pa.Buffer, data: np.ndarray, start: int, chunk_bytes: int,
+                   release=lambda offset: None) -> Iterator[LineChunk]:
     next_line = 2
     size = len(data)
+    starts: list[int] = []
     while start < size:
+        starts.append(start)
+        if len(starts) > KEPT_CHUNKS:
+            release(starts[-1 - KEPT_CHUNKS])
         end = min(start + chunk_bytes, size)
         if end < size:
             last = _find_last_newline(data, start, end)

@@ -84,7 +84,7 @@ def load_file_parts(
     path = os.fspath(path)
     header, chunks = read_header_and_chunks(path, chunk_bytes=chunk_bytes)
     check_header(fmt, path, header)
-    size = os.path.getsize(path) * (GZIP_RATIO_GUESS if path.endswith(".gz") else 1)
+    size = text_size(path)
     per_part = max(1, -(-size // chunk_bytes // parts)) if parts > 1 else None
     lines_before = 0
     for k in range(parts):
@@ -96,6 +96,15 @@ def load_file_parts(
 
 
 GZIP_RATIO_GUESS = 5  # a CSV is about this many times its gzip size: only for cutting parts
+
+
+def text_size(path: str | os.PathLike) -> int:
+    """The size of a file's text in bytes (for a ``.gz``, a guess from its size); 0 if missing."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 0
+    return size * GZIP_RATIO_GUESS if os.fspath(path).endswith(".gz") else size
 
 
 def _load_chunks(fmt: RowFormat, path: str, chunks, threads: int, progress, lines_before: int) -> LoadedFile:

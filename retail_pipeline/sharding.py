@@ -8,7 +8,10 @@ split is the same on every machine and run.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
+import pyarrow as pa
 
 
 def mix64(values: np.ndarray) -> np.ndarray:
@@ -51,3 +54,39 @@ def range_slices(sorted_values: np.ndarray, boundaries: list[int]) -> list[tuple
     cuts = np.searchsorted(np.asarray(sorted_values), np.asarray(boundaries, dtype=np.int64), side="left")
     bounds = [0, *(int(c) for c in cuts), len(sorted_values)]
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+def sorted_tables_by_range(tables, column: str, parts: int, samples: int = 4096) -> Iterator[list[pa.Table]]:
+    """For each of ``parts`` ranges of the integer ``column``, in order, the slice of each table
+    in it (the tables sorted by ``column``).
+
+    ``tables`` is a list, or a function giving it (opening memory-mapped files, say), which is
+    called once to place the cuts and again for each range: the pages a range reads are let go
+    (unmapped) before the next range is read, so a task holds one range at a time. The cuts are
+    at quantiles of at most ``samples`` values read at evenly spread positions (each table's
+    share by its size), each found by a binary search per chunk. Any cut gives the same rows
+    in the end; the sample only balances the ranges."""
+    open_tables = tables if callable(tables) else (lambda: tables)
+    opened = open_tables()
+    total = sum(t.num_rows for t in opened)
+    sample = [np.zeros(0, np.int64)]
+    for table in opened:
+        if table.num_rows:
+            share = max(1, min(table.num_rows, samples * table.num_rows // max(total, 1)))
+            positions = np.linspace(0, table.num_rows - 1, share).astype(np.int64)
+            sample.append(table.column(column).take(pa.array(positions)).to_numpy().astype(np.int64))
+    del opened
+    boundaries = np.asarray(range_boundaries(np.concatenate(sample), parts), dtype=np.int64)
+    for k in range(parts):
+        low = boundaries[k - 1] if k else None
+        high = boundaries[k] if k < parts - 1 else None
+        yield [table.slice(start, stop - start) for table in open_tables()
+               for start, stop in [(_position(table, column, low, 0), _position(table, column, high, table.num_rows))]]
+
+
+def _position(table: pa.Table, column: str, value, default: int) -> int:
+    """How many rows of ``table`` (sorted by ``column``) have a value below ``value`` (``default`` if None)."""
+    if value is None:
+        return default
+    # the column is sorted, so are its chunks: a binary search in each reads a few pages
+    return int(sum(np.searchsorted(chunk.to_numpy(), value, side="left") for chunk in table.column(column).chunks))

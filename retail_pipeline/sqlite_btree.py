@@ -45,8 +45,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlite_utils
 
+from .external_sort import ColumnFacts, key_order, key_plan, merge_runs, pack_keys, same_key_as_previous, write_run
 from .schema import TableSchema, create_table
 from .sorting import byte_order_codes, dense_codes, radix_argsort
+from .storage import read_arrow_file
 
 TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR = 0x0D, 0x05, 0x0A, 0x02
 LOCK_BYTE_OFFSET = 1 << 30  # the page holding this byte of the file is never used (SQLite's PENDING_BYTE)
@@ -724,11 +726,15 @@ def _check_increasing(columns: list[pa.Array], declared: list[str], what: str, n
         raise ValueError(f"{what}: row {row} is not after row {row - 1} in key order")
 
 
-def write_pages(path: str | os.PathLike, schema: TableSchema, tables: Iterable[pa.Table], *,
+def write_pages(path: str | os.PathLike, schema: TableSchema, tables: Iterable, *,
                 page_size: int = PAGE_SIZE, progress: Callable[[int], None] | None = None,
-                cells: Iterable[pa.Table] | None = None) -> int:
+                cells: Iterable | None = None) -> int:
     """Add table ``schema`` and its indexes, holding the rows of ``tables``, to the SQLite file
     ``path`` (created if missing); return the row count.
+
+    ``tables`` are runs of rows, each a table, an Arrow IPC file or a function reading one
+    (:func:`open_run`), opened one at a time: memory holds one run (a rowid table's index
+    entries are sorted run by run, spilled beside ``path`` and merged, :mod:`external_sort`).
 
     A rowid table's rows get rowids 1, 2, ... in the order given (or, if its key is an INTEGER
     PRIMARY KEY, the key's values, which must increase); its cells may be given already made
@@ -797,7 +803,7 @@ def _write_without_rowid(path, schema, facts: _Facts, declared, root, tables, pr
     with BTreeFile(path, schema.name) as file:
         tree = file.index_tree(root)
         max_payload = max_local_payload(file.page_size, table_leaf=False)
-        for table in (t.slice(s, SLICE_ROWS) for t in tables for s in range(0, t.num_rows, SLICE_ROWS)):
+        for table in (t.slice(s, SLICE_ROWS) for t in map(open_run, tables) for s in range(0, t.num_rows, SLICE_ROWS)):
             _check_not_null(table, schema, facts.not_null, written)
             columns = _columns(table, schema, declared)
             key = columns[:keys] if previous is None else [pa.concat_arrays([p, c]) for p, c in zip(previous, columns[:keys])]
@@ -815,86 +821,186 @@ def _write_without_rowid(path, schema, facts: _Facts, declared, root, tables, pr
     return written
 
 
-def _write_rowid_table(path, schema: TableSchema, facts: _Facts, trees, tables: list[pa.Table],
-                       given: list[pa.Table] | None, progress) -> int:
+def open_run(run) -> pa.Table:
+    """A run of rows: a table, the Arrow IPC file holding it (memory-mapped while in use), or a
+    function reading it (:func:`storage.arrow_file_batches`)."""
+    if isinstance(run, (str, os.PathLike)):
+        return read_arrow_file(run)
+    return run() if callable(run) else run
+
+
+def _write_rowid_table(path, schema: TableSchema, facts: _Facts, trees, tables: list, given: list | None,
+                       progress) -> int:
+    """A rowid table and its indexes from ``tables``, runs of rows (tables, or files opened one
+    at a time): the table's cells are written run by run, each index's entries are sorted run
+    by run and, with several runs, spilled beside ``path`` and merged
+    (:mod:`external_sort`). Memory holds one run (and a block per run while merging)."""
     names = list(schema.column_names)
-    table = pa.concat_tables([t.select(names) for t in tables]) if tables else None
-    if table is None or table.num_rows == 0:
-        return 0
-    _check_not_null(table, schema, facts.not_null)
     kind_of = dict(schema.columns)
     alias = schema.rowid_alias
-    if alias is None:
-        rowids = np.arange(1, table.num_rows + 1, dtype=np.int64)
-    else:  # the rowid is the key column's value, which the record then holds as NULL (as SQLite does)
-        if given is not None:
-            raise ValueError(f"{schema.name}: cells cannot be given for a table whose rowid is {alias}")
-        key = table.column(alias)
-        if key.null_count:
-            raise ValueError(f"{schema.name}: NULL in its INTEGER PRIMARY KEY {alias}")
-        rowids = key.to_numpy().astype(np.int64)
-        _check_increasing([pa.array(rowids)], ["INTEGER"], f"{schema.name}.{alias}")
-    indexes = [(name, root, key, unique) for name, root, key, unique in trees[1:]]
-    # the columns to build from: all of them, or with the cells given only the indexed ones
-    needed = names if given is None else sorted({c for _, _, key, _ in indexes for c in key})
-    plain = {name: _plain(table.column(name), kind_of[name]) for name in needed}
-    stored = plain if alias is None else {**plain, alias: pa.nulls(table.num_rows, pa.int64())}  # table records
-    with BTreeFile(path, schema.name) as file:
-        # rows too big for one page (table cell, or any index entry) are left to SQLite
-        max_table, max_index = (max_local_payload(file.page_size, table_leaf=leaf) for leaf in (True, False))
-        if given is None:
-            fits = _fitting([stored[c] for c in names], [kind_of[c] for c in names], max_table)
-        else:
-            given_cells = pa.concat_tables(given)
-            if not np.array_equal(given_cells.column("rowid").to_numpy(), rowids):
-                raise ValueError(f"{schema.name}: the cells given are not those of the rows, in order")
-            # (a cell is at least its payload: one no longer than a page takes fits)
-            fits = pc.binary_length(given_cells.column("cell")).to_numpy() <= max_table
-        for _, _, key, _ in indexes:
-            fits &= _fitting([plain[c] for c in key] + [pa.array(rowids)], [kind_of[c] for c in key] + ["INTEGER"],
-                             max_index)
-        # (with a rowid alias, SQLite takes the rowid from the key column's value)
-        oversized = [] if fits.all() else [(rowids[~fits] if alias is None else None,
-                                            _columns(table.filter(pa.array(~fits)), schema, [kind_of[c] for c in names]))]
-        kept = rowids
-        if not fits.all():
-            keep = pa.array(np.flatnonzero(fits))
-            plain = {name: column.take(keep) for name, column in plain.items()}
-            stored = {name: column.take(keep) for name, column in stored.items()}
-            kept = rowids[fits]
-        tree = file.table_tree(trees[0][1])
-        if given is None:
-            columns = [stored[c] for c in names]
-            for start in range(0, len(kept), SLICE_ROWS):
-                part = [c.slice(start, SLICE_ROWS) for c in columns]
-                part_rowids = kept[start: start + SLICE_ROWS]
-                tree.add(cells(part, [kind_of[c] for c in names], part_rowids, 1 << 62)[0], part_rowids)
-        else:
-            start = 0
-            for chunk in given_cells.column("cell").chunks:
-                chunk_fits = fits[start: start + len(chunk)]
-                chunk_rowids = rowids[start: start + len(chunk)]
-                if not chunk_fits.all():
-                    chunk, chunk_rowids = chunk.filter(pa.array(chunk_fits)), chunk_rowids[chunk_fits]
-                tree.add(chunk, chunk_rowids)
-                start += len(chunk_fits)
-        tree.finish()
-        if progress is not None:
-            progress(table.num_rows)
-        for name, root, key, unique in indexes:
-            entry = [plain[c] for c in key] + [pa.array(kept)]
-            entry_declared = [kind_of[c] for c in key] + ["INTEGER"]
-            order = _index_order(entry[:-1], entry_declared[:-1])
-            if unique:
-                _check_increasing([c.take(pa.array(order)) for c in entry[:-1]], entry_declared[:-1], name,
-                                  nulls_distinct=True)
-            tree = file.index_tree(root)
-            for start in range(0, len(order), SLICE_ROWS):
-                rows = pa.array(order[start: start + SLICE_ROWS])
-                tree.add(cells([c.take(rows) for c in entry], entry_declared, None, 1 << 62)[0])
+    indexes = trees[1:]
+    runs = list(tables)
+    given = None if given is None else list(given)
+    if given is not None and alias is not None:
+        raise ValueError(f"{schema.name}: cells cannot be given for a table whose rowid is {alias}")
+    if given is not None and len(given) != len(runs):
+        raise ValueError(f"{schema.name}: the cells given are not those of the rows, in order")
+    # first, one run at a time: the row counts, the rowids' and the index keys' ranges
+    key_facts = {name: [ColumnFacts(kind_of[c]) for c in key] for name, _, key, _ in indexes}
+    counts, alias_range = [], [None, None]
+    for run in runs:
+        table = open_run(run)
+        counts.append(table.num_rows)
+        if not table.num_rows:
+            continue
+        for name, _, key, _ in indexes:
+            for fact, column in zip(key_facts[name], key):
+                fact.add(_plain(table.column(column), kind_of[column]))
+        if alias is not None:
+            column = table.column(alias)
+            if column.null_count:
+                raise ValueError(f"{schema.name}: NULL in its INTEGER PRIMARY KEY {alias}")
+            low_high = pc.min_max(column)
+            alias_range = [low_high["min"].as_py() if alias_range[0] is None else min(alias_range[0], low_high["min"].as_py()),
+                           low_high["max"].as_py() if alias_range[1] is None else max(alias_range[1], low_high["max"].as_py())]
+        del table
+    total = sum(counts)
+    if total == 0:
+        return 0
+    rowid_range = (1, total) if alias is None else tuple(alias_range)
+    plans = {name: key_plan(key_facts[name], rowid_range) for name, _, _, _ in indexes}
+    merge_table = alias is not None and len(runs) > 1  # the runs' rowids interleave: merged too
+    table_plan = key_plan([], rowid_range)
+    spilled: dict[str, list[str]] = {name: [] for name, _, _, _ in [*indexes, (schema.name, 0, [], False)]}
+    in_memory: dict[str, list] = {}  # one run: its sorted entries, kept until the table is written
+    oversized = []
+    first_rowid = 1
+
+    def spill(name: str, run: int, plan, words, payload) -> None:
+        if len(runs) == 1:
+            in_memory[name] = [(words, pa.table(payload))]
+            return
+        spill_path = f"{os.fspath(path)}-{name}-run-{run}"
+        spilled[name].append(spill_path)
+        write_run(spill_path, plan, words, payload, SLICE_ROWS)
+
+    try:
+        with BTreeFile(path, schema.name) as file:
+            max_table, max_index = (max_local_payload(file.page_size, table_leaf=leaf) for leaf in (True, False))
+            tree = file.table_tree(trees[0][1])
+            for r, run in enumerate(runs):
+                if not counts[r]:
+                    continue
+                table = open_run(run).select(names)
+                _check_not_null(table, schema, facts.not_null, first_rowid - 1)
+                if alias is None:
+                    rowids = np.arange(first_rowid, first_rowid + table.num_rows, dtype=np.int64)
+                else:  # the rowid is the key column's value, which the record then holds as NULL (as SQLite does)
+                    rowids = table.column(alias).to_numpy().astype(np.int64)
+                    _check_increasing([pa.array(rowids)], ["INTEGER"], f"{schema.name}.{alias}")
+                first_rowid += table.num_rows
+                # the columns to build from: all of them, or with the cells given only the indexed ones
+                needed = names if given is None else sorted({c for _, _, key, _ in indexes for c in key})
+                plain = {name: _plain(table.column(name), kind_of[name]) for name in needed}
+                stored = plain if alias is None else {**plain, alias: pa.nulls(table.num_rows, pa.int64())}
+                # rows too big for one page (table cell, or any index entry) are left to SQLite
+                if given is None:
+                    fits = _fitting([stored[c] for c in names], [kind_of[c] for c in names], max_table)
+                else:
+                    given_cells = open_run(given[r])
+                    if not np.array_equal(given_cells.column("rowid").to_numpy(), rowids):
+                        raise ValueError(f"{schema.name}: the cells given are not those of the rows, in order")
+                    # (a cell is at least its payload: one no longer than a page takes fits)
+                    fits = pc.binary_length(given_cells.column("cell")).to_numpy() <= max_table
+                for _, _, key, _ in indexes:
+                    fits &= _fitting([plain[c] for c in key] + [pa.array(rowids)],
+                                     [kind_of[c] for c in key] + ["INTEGER"], max_index)
+                kept = rowids
+                if not fits.all():
+                    oversized.append((rowids[~fits] if alias is None else None,
+                                      _columns(table.filter(pa.array(~fits)), schema, [kind_of[c] for c in names])))
+                    keep = pa.array(np.flatnonzero(fits))
+                    plain = {name: column.take(keep) for name, column in plain.items()}
+                    stored = {name: column.take(keep) for name, column in stored.items()}
+                    kept = rowids[fits]
+                # the table's cells
+                if given is None:
+                    columns = [stored[c] for c in names]
+                    made = [cells([c.slice(start, SLICE_ROWS) for c in columns], [kind_of[c] for c in names],
+                                  kept[start: start + SLICE_ROWS], 1 << 62)[0] for start in range(0, len(kept), SLICE_ROWS)]
+                    if merge_table:
+                        spill(schema.name, r, table_plan, pack_keys(table_plan, [], kept),
+                              {"rowid": pa.array(kept), "cell": pa.chunked_array(made, pa.binary())})
+                    else:
+                        for start, chunk in zip(range(0, len(kept), SLICE_ROWS), made):
+                            tree.add(chunk, kept[start: start + SLICE_ROWS])
+                    del made, columns
+                else:
+                    start = 0
+                    for chunk in given_cells.column("cell").chunks:
+                        chunk_fits = fits[start: start + len(chunk)]
+                        chunk_rowids = rowids[start: start + len(chunk)]
+                        if not chunk_fits.all():
+                            chunk, chunk_rowids = chunk.filter(pa.array(chunk_fits)), chunk_rowids[chunk_fits]
+                        tree.add(chunk, chunk_rowids)
+                        start += len(chunk_fits)
+                    del given_cells
+                # this run's entries of each index, in key order
+                for name, _, key, unique in indexes:
+                    entry = [plain[c] for c in key]
+                    words = pack_keys(plans[name], entry, kept)
+                    order = key_order(words)
+                    entry = entry + [pa.array(kept)]
+                    declared = [kind_of[c] for c in key] + ["INTEGER"]
+                    made = [cells([c.take(pa.array(order[start: start + SLICE_ROWS])) for c in entry], declared, None,
+                                  1 << 62)[0] for start in range(0, len(order), SLICE_ROWS)]
+                    payload = {"cell": pa.chunked_array(made, pa.binary())}
+                    if unique:  # SQLite takes NULLs as distinct in a UNIQUE index: keys with one may repeat
+                        has_null = np.zeros(len(order), dtype=bool)
+                        for column in entry[:-1]:
+                            has_null |= column.is_null().to_numpy(zero_copy_only=False)[order]
+                        payload["has_null"] = pa.array(has_null)
+                    spill(name, r, plans[name], [w[order] for w in words], payload)
+                    del made, payload, words, order
+                del table, plain, stored
+                if progress is not None:
+                    progress(first_rowid - 1)
+            if merge_table:
+                previous = None
+                for words, block in merge_runs(spilled[schema.name], table_plan):
+                    rowids = block.column("rowid").to_numpy()
+                    if previous is not None and len(rowids) and rowids[0] <= previous:
+                        raise ValueError(f"{schema.name}.{alias}: a key is in two runs of rows")
+                    _check_increasing([pa.array(rowids)], ["INTEGER"], f"{schema.name}.{alias}")
+                    previous = int(rowids[-1]) if len(rowids) else previous
+                    tree.add(block.column("cell").combine_chunks(), rowids)
             tree.finish()
+            for name, root, key, unique in indexes:
+                index_tree = file.index_tree(root)
+                previous, done = None, 0
+                blocks = in_memory.get(name) or merge_runs(spilled[name], plans[name])
+                for words, block in blocks:
+                    if unique:
+                        clash = same_key_as_previous(words, plans[name], previous) \
+                            & ~block.column("has_null").to_numpy(zero_copy_only=False)
+                        if clash.any():
+                            row = done + int(np.flatnonzero(clash)[0]) + 1
+                            raise ValueError(f"{name}: row {row} is not after row {row - 1} in key order"
+                                             f" (the same {', '.join(key)})")
+                    done += len(words[0])
+                    if len(words[0]):
+                        previous = tuple(int(w[-1]) for w in words)
+                    for chunk in block.column("cell").chunks:
+                        index_tree.add(chunk)
+                index_tree.finish()
+                in_memory.pop(name, None)
+    finally:
+        for paths in spilled.values():
+            for spill_path in paths:
+                if os.path.exists(spill_path):
+                    os.remove(spill_path)
     _insert_with_sqlite(path, schema, oversized)
-    return table.num_rows
+    return total
 
 
 def _insert_with_sqlite(path, schema: TableSchema, parts: list[tuple[np.ndarray | None, list[pa.Array]]]) -> None:

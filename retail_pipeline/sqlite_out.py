@@ -151,7 +151,7 @@ def write_big_table(path: str | os.PathLike, schema: TableSchema, tables: Iterab
         conn.execute("COMMIT")
     finally:
         conn.close()
-    written = _ingest(path, schema, tables, progress=progress)
+    written = _ingest(path, schema, (sqlite_btree.open_run(run) for run in tables), progress=progress)
     if schema.all_indexes:
         conn = _fast_connection(path)
         try:

@@ -6,6 +6,7 @@ about Luigi or where its results are stored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -19,12 +20,14 @@ from .errors import InputError
 from .events import drop_duplicate_events
 from .inputs import duplicate_inputs
 from .lines import DEFAULT_CHUNK_BYTES, read_header_and_chunks, strip_line_end
-from .load import REJECTED_SCHEMA, load_file, load_file_parts
-from .properties import (concat_in_input_order, latest_item_properties, latest_item_properties_in_batches,
-                         point_in_time_rows, point_in_time_snapshots)
+from .load import REJECTED_SCHEMA, load_file, load_file_parts, text_size
+from .properties import (POINT_IN_TIME_PROPERTIES, concat_in_input_order, latest_item_properties,
+                         latest_item_properties_in_batches, point_in_time_rows, point_in_time_snapshots)
+from .property_history import item_property_history
 from .quality import data_quality, in_expected_range
 from .records import CATEGORY_TREE, EVENTS, ITEM_PROPERTIES
-from .sharding import range_boundaries, range_slices, shard_of
+from .sharding import shard_of, sorted_tables_by_range
+from .sorting import dense_codes, radix_argsort
 
 
 def _one_input(paths: tuple[str, ...]) -> str:
@@ -33,21 +36,45 @@ def _one_input(paths: tuple[str, ...]) -> str:
     return path
 
 
-def load_events(
-    paths: tuple[str, ...], shards: int = 1, progress=None, threads: int = 2
-) -> tuple[list[pa.Table], pa.Table, dict]:
-    """Clean events (de-duplicated, loader schema) split into visitor shards, their
-    rejections, and counts. ``threads``: parsing threads (see :func:`load.load_file`)."""
-    loaded = load_file(EVENTS, _one_input(paths), progress=progress, threads=threads)
-    events, dropped = drop_duplicate_events(loaded.rows)
-    stats = {
-        "files": {loaded.source_file: {"data_lines": loaded.data_lines, "rejected": loaded.rejected.num_rows}},
-        "duplicates_dropped": dropped,
-        "outside_expected_range": int((~in_expected_range(events.column("timestamp").to_numpy())).sum()),
-    }
-    shard = shard_of(events.column("visitorid").to_numpy(), shards)
-    parts = [events.filter(pa.array(shard == k)) for k in range(shards)]
-    return parts, loaded.rejected, stats
+def split_events(
+    paths: tuple[str, ...], shard_files: list[str], *, part_bytes: int, progress=None, threads: int = 2
+) -> tuple[pa.Table, dict]:
+    """Read events.csv in parts of about ``part_bytes`` of its text, one after the other, and
+    append each part's rows to the file of its visitor shard (``shard_files[k]``, Arrow IPC,
+    rows in line order): memory holds one part. Return the rejected lines and the line counts;
+    :func:`clean_event_shard` then de-duplicates each shard (a duplicate is of the same visitor,
+    so in the same shard). ``threads``: parsing threads (see :func:`load.load_file`)."""
+    path = _one_input(paths)
+    shards = len(shard_files)
+    parts = max(1, -(-text_size(path) // part_bytes))
+    rejected, lines, name = [], 0, os.path.basename(path)
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(pa.ipc.new_file(stack.enter_context(pa.OSFile(f, "wb")), EVENTS.arrow_schema))
+                   for f in shard_files]
+        for loaded in load_file_parts(EVENTS, path, parts=parts, progress=progress, threads=threads):
+            shard = shard_of(loaded.rows.column("visitorid").to_numpy(), shards)
+            for k, writer in enumerate(writers):
+                writer.write_table(loaded.rows.filter(pa.array(shard == k)), max_chunksize=1 << 20)
+            rejected.append(loaded.rejected)
+            lines += loaded.data_lines
+            name = loaded.source_file
+            del loaded
+    rejected_table = pa.concat_tables(rejected)
+    return rejected_table, {"files": {name: {"data_lines": lines, "rejected": rejected_table.num_rows}}}
+
+
+def clean_event_shard(rows: pa.Table) -> tuple[pa.Table, dict]:
+    """A shard's events (in line order) de-duplicated, and its counts of duplicates dropped and
+    of events outside the expected time range (summed over shards by :func:`event_counts`)."""
+    events, dropped = drop_duplicate_events(rows.combine_chunks())
+    outside = int((~in_expected_range(events.column("timestamp").to_numpy())).sum())
+    return events, {"duplicates_dropped": dropped, "outside_expected_range": outside}
+
+
+def event_counts(file_counts: dict, shard_counts: list[dict]) -> dict:
+    """The load statistics of events.csv: its line counts and its shards' counts, summed."""
+    return {**file_counts, **{key: sum(c[key] for c in shard_counts)
+                              for key in ("duplicates_dropped", "outside_expected_range")}}
 
 
 def check_distinct_inputs(paths: tuple[str, ...]) -> None:
@@ -61,7 +88,8 @@ def item_property_file_parts(
 ) -> Iterator[tuple[Iterator[pa.Table], pa.Table, pa.Table, int]]:
     """One property file in ``parts`` runs of its lines, each reduced in turn to: its latest
     value per (itemid, property), in that order (as batches, taken as they are consumed), its
-    rows of the point-in-time properties (in line order), its rejections and its line count.
+    rows of the point-in-time properties (by itemid, each item's in line order), its rejections
+    and its line count.
 
     A part's rows are let go once its latest values are consumed, before the next part is read:
     the process holds one part's rows and their sort, not the file's (measured on an 11 M-row
@@ -73,27 +101,20 @@ def item_property_file_parts(
                               chunk_bytes=chunk_bytes)
     while (loaded := next(loading, None)) is not None:
         rows = loaded.rows.drop_columns(["line"])
-        result = (latest_item_properties_in_batches(rows), point_in_time_rows(rows), loaded.rejected, loaded.data_lines)
+        result = (latest_item_properties_in_batches(rows), in_item_order(point_in_time_rows(rows)), loaded.rejected,
+                  loaded.data_lines)
         del loaded, rows  # only the batches hold the rows now
         yield result
         del result
 
 
-def item_properties_by_range(
-    latest_per_file: list[pa.Table], parts: int, sample_step: int = 64
-) -> Iterator[pa.Table]:
+def item_properties_by_range(latest_per_file, parts: int, samples: int = 4096) -> Iterator[pa.Table]:
     """``item_properties`` in ``parts`` itemid ranges, in key order, each merged from the latest
     values of the files' parts (given in input order: files by name, parts by line; each in key
-    order): one range in memory at a time.
-    The ranges are cut at quantiles of every ``sample_step``-th itemid, to hold similar numbers
-    of rows; any cut gives the same rows."""
-    itemids = [table.column("itemid").to_numpy() for table in latest_per_file]
-    sample = np.concatenate([ids[::sample_step] for ids in itemids]) if itemids else np.zeros(0, np.int64)
-    boundaries = range_boundaries(sample, parts)
-    slices = [range_slices(ids, boundaries) for ids in itemids]
-    for k in range(parts):
-        yield merge_item_properties([table.slice(start, stop - start)
-                                     for table, (start, stop) in zip(latest_per_file, (s[k] for s in slices))])
+    order; a list, or a function opening them): one range in memory at a time
+    (:func:`sharding.sorted_tables_by_range`)."""
+    for slices in sorted_tables_by_range(latest_per_file, "itemid", parts, samples):
+        yield merge_item_properties(slices)
 
 
 def merge_item_properties(latest_per_file: list[pa.Table]) -> pa.Table:
@@ -103,9 +124,36 @@ def merge_item_properties(latest_per_file: list[pa.Table]) -> pa.Table:
     return latest_item_properties(concat_in_input_order(renamed), sorted_runs=True)
 
 
+def in_item_order(rows: pa.Table) -> pa.Table:
+    """``rows`` by itemid, each item's rows in their order (so a range of items is a slice)."""
+    itemid = rows.column("itemid").to_numpy()
+    if rows.num_rows < 2 or bool(np.all(itemid[1:] >= itemid[:-1])):
+        return rows
+    return rows.take(pa.array(radix_argsort(dense_codes(itemid))))
+
+
 def item_property_snapshots(point_in_time_per_file: list[pa.Table]) -> pa.Table:
     """The point-in-time snapshots from the files' rows of those properties, in file-name order."""
     return point_in_time_snapshots(concat_in_input_order(point_in_time_per_file))
+
+
+def item_property_snapshots_by_range(point_in_time_parts, parts: int) -> Iterator[pa.Table]:
+    """:func:`item_property_snapshots` of the files' parts' point-in-time rows (in input order,
+    each by itemid, :func:`in_item_order`) as tables to write one after the other, each made
+    from one itemid range of the rows: by property, then itemid range. Their concatenation is
+    the whole table, in its order (property, itemid, timestamp_ms). ``point_in_time_parts``: a
+    list, or a function opening them (see :func:`sharding.sorted_tables_by_range`)."""
+    for prop in sorted(POINT_IN_TIME_PROPERTIES):  # (names in byte order, as the whole table has them)
+        for slices in sorted_tables_by_range(point_in_time_parts, "itemid", parts):
+            yield point_in_time_snapshots(concat_in_input_order(slices), properties=(prop,))
+
+
+def item_property_history_by_range(point_in_time_parts, parts: int) -> Iterator[pa.Table]:
+    """``item_property_history`` (:func:`property_history.item_property_history`) of the files'
+    parts' point-in-time rows, as :func:`item_property_snapshots_by_range` takes them, one
+    itemid range at a time: their concatenation is the whole table, in key order."""
+    for slices in sorted_tables_by_range(point_in_time_parts, "itemid", parts):
+        yield item_property_history(slices)
 
 
 def load_category_tree(paths: tuple[str, ...]) -> tuple[pa.Table, pa.Table, dict]:
@@ -147,7 +195,9 @@ def rejected_rows(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables([t.cast(REJECTED_SCHEMA) for t in tables])
 
 
-def quality_report(load_stats: list[dict], enriched: pa.Table) -> pa.Table:
+def quality_report(load_stats: list[dict], enriched: list[pa.Table]) -> pa.Table:
+    """The data_quality table from the loaders' counts and the enriched events' shards (their
+    ``categoryid`` column is enough)."""
     files: dict[str, dict] = {}
     duplicates = outside = 0
     for stats in load_stats:
@@ -158,8 +208,8 @@ def quality_report(load_stats: list[dict], enriched: pa.Table) -> pa.Table:
         data_lines={name: f["data_lines"] for name, f in files.items()},
         rejected_per_file={name: f["rejected"] for name, f in files.items()},
         duplicates_dropped=duplicates,
-        events_published=enriched.num_rows,
-        events_without_categoryid=int(enriched.column("categoryid").null_count),
+        events_published=sum(shard.num_rows for shard in enriched),
+        events_without_categoryid=sum(int(shard.column("categoryid").null_count) for shard in enriched),
         events_outside_expected_range=outside,
     )
 

@@ -37,6 +37,19 @@ def read_arrow_file(path: str | os.PathLike, *, columns: list[str] | None = None
     return feather.read_table(os.fspath(path), columns=columns, memory_map=True)
 
 
+def arrow_file_batches(path: str | os.PathLike) -> list:
+    """The record batches of the Arrow IPC file ``path``, as functions each reading one (into
+    memory of its own, freed with it: not mapped), for a writer that takes rows a part at a time."""
+    path = os.fspath(path)
+    with pa.OSFile(path) as source:
+        count = pa.ipc.open_file(source).num_record_batches
+
+    def batch(k: int) -> pa.Table:
+        with pa.OSFile(path) as source:
+            return pa.Table.from_batches([pa.ipc.open_file(source).get_batch(k)])
+    return [lambda k=k: batch(k) for k in range(count)]
+
+
 def write_json(path: str | os.PathLike, document: dict) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=2, sort_keys=True)

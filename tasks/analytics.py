@@ -11,14 +11,16 @@ import pyarrow as pa
 
 from retail_pipeline import aggregates, analytics, carts, funnels, item_pairs, profiles, purchases, visitors
 from retail_pipeline.columns import unique
-from retail_pipeline.property_history import item_property_history
+from retail_pipeline import storage
+from retail_pipeline.property_history import HISTORY_SCHEMA
+from retail_pipeline.stages import item_property_history_by_range
 from retail_pipeline.schema import TABLES
 from retail_pipeline.sqlite_out import write_sqlite_part
 
 from .base import CRITICAL_PATH, TABLE_SUFFIX, RetailTask, load_table, save_table, table_writer, write_outputs
-from .load import LoadCategoryTree, PropertySnapshots, property_files
+from .load import LoadCategoryTree, PropertySnapshots, point_in_time_parts, property_files
+from .parts import shard_count
 from .transform import EnrichEvents, EnrichEventsShard
-from .config import retail
 
 
 class Sources:
@@ -162,7 +164,7 @@ class EntityTables(ComputeTables):
 # What the analysis tasks may read: the tasks that make it (Sources loads it).
 SOURCES: dict[str, Callable[[], object]] = {
     "enriched": lambda: EnrichEvents(),
-    "shards": lambda: [EnrichEventsShard(shard=k) for k in range(retail().shards)],  # their sessions
+    "shards": lambda: [EnrichEventsShard(shard=k) for k in range(shard_count())],  # their sessions
     "categories": lambda: LoadCategoryTree(),
     "snapshots": lambda: PropertySnapshots(),
     "properties": property_files,  # the catalogue's items
@@ -176,7 +178,8 @@ assert sorted(name for task in ANALYSIS_TASKS for name in task.tables) == sorted
 
 class PropertyHistory(RetailTask):
     """item_property_history: how each item's categoryid and available changed, as validity
-    intervals, from the property files' rows of those properties."""
+    intervals, from the property files' rows of those properties; made one itemid range at a
+    time (as many as shards)."""
 
     def requires(self):
         return property_files()
@@ -187,8 +190,9 @@ class PropertyHistory(RetailTask):
         return self.work_target("item_property_history", TABLE_SUFFIX)
 
     def run(self):
-        self.set_status_message("merging the snapshots of categoryid and available into intervals")
-        save_table(self.output(), item_property_history([load_table(part["point_in_time"]) for part in self.input()]))
+        self.set_status_message("merging the snapshots of categoryid and available into intervals, range by range")
+        history = item_property_history_by_range(point_in_time_parts(self.input()), shard_count())
+        write_outputs([(self.output(), lambda path: storage.write_arrow_batches(path, HISTORY_SCHEMA, history))])
 
 
 class HourlyTrend(RetailTask):

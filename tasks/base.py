@@ -23,6 +23,7 @@ from retail_pipeline import storage
 from retail_pipeline.storage import TABLE_SUFFIX  # noqa: F401 - the task modules take it from here
 
 from .config import retail
+from .parts import shard_count
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,7 @@ class RetailTask(luigi.Task):
         digest.update(self.task_id.encode())
         digest.update(code_version().encode())
         # how outputs are split, and what writes the SQLite files
-        digest.update(f"shards={retail().shards} sqlite_writer={retail().sqlite_writer}".encode())
+        digest.update(f"shards={shard_count()} sqlite_writer={retail().sqlite_writer}".encode())
         for dependency in flatten(self.requires()):
             digest.update(dependency.fingerprint().encode())
         return digest.hexdigest()[:20]
@@ -73,6 +74,12 @@ class RetailTask(luigi.Task):
         return luigi.LocalTarget(str(folder / f"{name}-{self.fingerprint()}.{suffix}"))
 
 
+def temporary_path(target: luigi.LocalTarget) -> str:
+    """A new temporary path beside ``target`` (removed by a later publish if left behind)."""
+    target.makedirs()
+    return f"{target.path}-luigi-tmp-{random.randrange(10_000_000_000):010}"
+
+
 def write_outputs(outputs: list[tuple[luigi.LocalTarget, Callable[[str], None]]]) -> None:
     """Write every ``(target, write)``: ``write(path)`` to a temporary path each, then rename all.
 
@@ -81,8 +88,7 @@ def write_outputs(outputs: list[tuple[luigi.LocalTarget, Callable[[str], None]]]
     written: list[tuple[str, str]] = []
     try:
         for target, write in outputs:
-            target.makedirs()
-            temporary = f"{target.path}-luigi-tmp-{random.randrange(10_000_000_000):010}"
+            temporary = temporary_path(target)
             written.append((temporary, target.path))
             write(temporary)
         for temporary, final in written:

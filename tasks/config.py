@@ -12,7 +12,8 @@ class retail(luigi.Config):  # noqa: N801 - the name is the config section and C
     work_dir = luigi.Parameter(default="data/work", description="directory of intermediate files")
     database = luigi.Parameter(default="data/retail.db", description="the published SQLite database")
     shards = luigi.IntParameter(
-        default=4, description="independent parts the event and property work is split into (results do not depend on it)"
+        default=0, description="independent parts the event and property work is split into; 0: one per 32 MB of "
+                               "events.csv, at least 4 (results do not depend on it)"
     )
     sqlite_writer = luigi.ChoiceParameter(
         default="pages", choices=["pages", "sqlite"],

@@ -17,11 +17,12 @@ import luigi.interface
 import pyarrow as pa
 
 from retail_pipeline import stages, storage
-from retail_pipeline.properties import LATEST_SCHEMA
+from retail_pipeline.properties import LATEST_SCHEMA, SNAPSHOT_SCHEMA
 
-from .base import TABLE_SUFFIX, CRITICAL_PATH, Progress, RetailTask, json_writer, load_json, load_table, table_writer, write_outputs
-from .config import retail
+from .base import (TABLE_SUFFIX, CRITICAL_PATH, Progress, RetailTask, json_writer, load_json, load_table, table_writer,
+                   temporary_path, write_outputs)
 from .inputs import InputFile, input_files
+from .parts import property_file_parts, shard_count
 
 
 def _paths(externals) -> tuple[str, ...]:
@@ -40,37 +41,59 @@ def parse_threads() -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+# events.csv is read in parts of this much text, each split into the visitor shards' files
+# before the next is read (stages.split_events).
+EVENTS_BYTES_PER_PART = 128 << 20
+
+
 class LoadEvents(RetailTask):
-    """events.csv → clean, de-duplicated events split into visitor shards; rejected lines; line counts."""
+    """events.csv → clean, de-duplicated events split into visitor shards; rejected lines; line
+    counts. The file is read part by part into the shards' files, then each shard is
+    de-duplicated on its own: memory holds one part or one shard, never the file."""
 
     def requires(self):
         return input_files("events")
 
     def output(self):
         return {
-            "shards": [self.work_target(f"events-{k}", TABLE_SUFFIX) for k in range(retail().shards)],
+            "shards": [self.work_target(f"events-{k}", TABLE_SUFFIX) for k in range(shard_count())],
             "rejected": self.work_target("rejected", TABLE_SUFFIX),
             "stats": self.work_target("stats", "json"),
         }
 
     def run(self):
-        shards, rejected, stats = stages.load_events(
-            _paths(self.requires()), retail().shards, progress=Progress(self, what="lines read"),
-            threads=parse_threads())
         out = self.output()
-        write_outputs([*((target, table_writer(table)) for target, table in zip(out["shards"], shards)),
-                       (out["rejected"], table_writer(rejected)), (out["stats"], json_writer(stats))])
+        split = [temporary_path(target) for target in out["shards"]]
+        try:
+            rejected, file_counts = stages.split_events(
+                _paths(self.requires()), split, part_bytes=EVENTS_BYTES_PER_PART,
+                progress=Progress(self, what="lines read"), threads=parse_threads())
+            shard_counts = []
 
+            def clean(k):
+                def write(path):
+                    self.step(k, len(split), f"de-duplicating shard {k + 1} of {len(split)}")
+                    events, counts = stages.clean_event_shard(storage.read_arrow_file(split[k]))
+                    storage.write_arrow_file(path, events)
+                    shard_counts.append(counts)
+                    os.remove(split[k])
+                return write
 
-# Each property file is read in this many parts, one after the other in its task: a part's
-# rows are reduced and let go before the next part is read (stages.item_property_file_parts).
-PROPERTY_FILE_PARTS = 2
+            write_outputs([*((target, clean(k)) for k, target in enumerate(out["shards"])),
+                           (out["rejected"], table_writer(rejected)),
+                           (out["stats"], lambda path: storage.write_json(
+                               path, stages.event_counts(file_counts, shard_counts)))])
+        finally:
+            for path in split:
+                if os.path.exists(path):
+                    os.remove(path)
 
 
 class LoadItemPropertyFile(RetailTask):
-    """One item_properties*.csv → for each part of its lines, the latest value per (item,
-    property), in key order; its rows of the point-in-time properties, rejected lines, line
-    counts. Files load side by side."""
+    """One item_properties*.csv → for each part of its lines (their number follows the file's
+    size, :func:`parts.property_file_parts`), the latest value per (item, property), in key
+    order, and the part's rows of the point-in-time properties, by itemid; rejected lines, line
+    counts. Files load side by side; a file's parts one after the other."""
 
     path = luigi.Parameter()
     priority = CRITICAL_PATH + 10  # the longest loads: before events.csv and the category tree
@@ -80,17 +103,19 @@ class LoadItemPropertyFile(RetailTask):
 
     def output(self):
         name = os.path.basename(self.path)
+        parts = range(property_file_parts(self.path))
         return {
-            "latest": [self.work_target(f"{name}-latest-{k}", TABLE_SUFFIX) for k in range(PROPERTY_FILE_PARTS)],
-            "point_in_time": self.work_target(f"{name}-point_in_time", TABLE_SUFFIX),
+            "latest": [self.work_target(f"{name}-latest-{k}", TABLE_SUFFIX) for k in parts],
+            "point_in_time": [self.work_target(f"{name}-point_in_time-{k}", TABLE_SUFFIX) for k in parts],
             "rejected": self.work_target(f"{name}-rejected", TABLE_SUFFIX),
             "stats": self.work_target(f"{name}-stats", "json"),
         }
 
     def run(self):
         stages.check_distinct_inputs(_paths(input_files("item_properties")))
+        out = self.output()
         parts = stages.item_property_file_parts(
-            self.path, PROPERTY_FILE_PARTS, progress=Progress(self, what="lines read"), threads=parse_threads())
+            self.path, len(out["latest"]), progress=Progress(self, what="lines read"), threads=parse_threads())
         point_in_time, rejected, lines = [], [], 0
 
         def write_latest(path):
@@ -102,20 +127,31 @@ class LoadItemPropertyFile(RetailTask):
             rejected.append(part_rejected)
             lines += part_lines
 
+        def write_point_in_time(k):
+            def write(path):
+                storage.write_arrow_file(path, point_in_time[k])
+                point_in_time[k] = None  # (written: let it go)
+            return write
+
         def stats():
             name = os.path.basename(self.path)
             return {"files": {name: {"data_lines": lines, "rejected": sum(t.num_rows for t in rejected)}}}
 
-        out = self.output()
-        # written in this order: every part's latest values (each reading its part), then the rest
-        write_outputs([*((target, write_latest) for target in out["latest"]),
-                       (out["point_in_time"], lambda path: storage.write_arrow_file(path, pa.concat_tables(point_in_time))),
+        # written in this order: each part's latest values (reading the part) and its point-in-time rows, then the rest
+        write_outputs([*(pair for k in range(len(out["latest"]))
+                         for pair in ((out["latest"][k], write_latest), (out["point_in_time"][k], write_point_in_time(k)))),
                        (out["rejected"], lambda path: storage.write_arrow_file(path, pa.concat_tables(rejected))),
                        (out["stats"], lambda path: storage.write_json(path, stats()))])
 
 
 def property_files():
     return [LoadItemPropertyFile(path=task.path) for task in input_files("item_properties")]
+
+
+def point_in_time_parts(files: list[dict]):
+    """A function opening the point-in-time rows of every part of every property file (their
+    outputs), in input order: each call maps the files anew (stages' ``*_by_range``)."""
+    return lambda: [load_table(part) for f in files for part in f["point_in_time"]]
 
 
 class LoadItemProperties(RetailTask):
@@ -138,7 +174,8 @@ class LoadItemProperties(RetailTask):
 
 
 class PropertySnapshots(RetailTask):
-    """The snapshots of categoryid and available behind the point-in-time attributes of events."""
+    """The snapshots of categoryid and available behind the point-in-time attributes of events,
+    made one itemid range at a time (as many as shards)."""
 
     priority = CRITICAL_PATH
 
@@ -149,9 +186,9 @@ class PropertySnapshots(RetailTask):
         return self.work_target("snapshots", TABLE_SUFFIX)
 
     def run(self):
-        self.set_status_message("collecting the snapshots of categoryid and available")
-        snapshots = stages.item_property_snapshots([load_table(part["point_in_time"]) for part in self.input()])
-        write_outputs([(self.output(), table_writer(snapshots))])
+        self.set_status_message("collecting the snapshots of categoryid and available, range by range")
+        snapshots = stages.item_property_snapshots_by_range(point_in_time_parts(self.input()), shard_count())
+        write_outputs([(self.output(), lambda path: storage.write_arrow_batches(path, SNAPSHOT_SCHEMA, snapshots))])
 
 
 class LoadCategoryTree(RetailTask):

@@ -7,16 +7,16 @@ import os
 from typing import Callable
 
 import luigi
-import numpy as np
-import pyarrow as pa
 
 from retail_pipeline import schema
+from retail_pipeline.storage import arrow_file_batches
 from retail_pipeline.sqlite_out import (build_core, publish_database, read_build_info, table_counts, write_big_table,
                                         write_sqlite_part)
 from retail_pipeline.stages import item_properties_by_range, remove_stale_temporaries, table_summary
 
 from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table, write_outputs
 from .config import retail
+from .parts import shard_count
 from .inputs import InputFile
 from .load import LoadCategoryTree, property_files
 from .transform import DataQuality, EnrichEventsShard, RejectedRows
@@ -76,12 +76,13 @@ class WriteItemProperties(RetailTask):
         return TakenOverFile(self.work_target("item_properties", "sqlite").path, lambda: BuildCoreDatabase().output())
 
     def run(self):
-        ranges = retail().shards
+        ranges = shard_count()
         progress = Progress(self, what="rows written")
+        files = self.input()["files"]
 
         def merged_ranges():
-            # every part of every file, in input order (files by name, parts by line)
-            latest = [load_table(part) for f in self.input()["files"] for part in f["latest"]]
+            # every part of every file, in input order (files by name, parts by line), mapped anew for each range
+            latest = lambda: [load_table(part) for f in files for part in f["latest"]]  # noqa: E731
             for k, part in enumerate(item_properties_by_range(latest, ranges)):
                 self.set_progress_percentage(round(100 * k / ranges))
                 yield part
@@ -90,8 +91,8 @@ class WriteItemProperties(RetailTask):
             write_big_table(path, schema.TABLES["item_properties"], merged_ranges(), writer=retail().sqlite_writer,
                             progress=progress)
             self.set_status_message("writing item_property_history")
-            write_big_table(path, schema.TABLES["item_property_history"], [load_table(self.input()["history"])],
-                            writer=retail().sqlite_writer)
+            write_big_table(path, schema.TABLES["item_property_history"],
+                            arrow_file_batches(self.input()["history"].path), writer=retail().sqlite_writer)
 
         write_outputs([(self.output(), write)])
         self.step(1, 1, "item_properties and item_property_history written")
@@ -131,7 +132,7 @@ class BuildCoreDatabase(RetailTask):
     priority = CRITICAL_PATH
 
     def requires(self):
-        return {"events": [EnrichEventsShard(shard=k) for k in range(retail().shards)],
+        return {"events": [EnrichEventsShard(shard=k) for k in range(shard_count())],
                 "item_properties": WriteItemProperties()}
 
     def output(self):
@@ -140,10 +141,11 @@ class BuildCoreDatabase(RetailTask):
     def run(self):
         inputs = self.input()
         writer = retail().sqlite_writer
-        shards = {name: [load_table(shard[name]) for shard in inputs["events"]]
+        # each shard's file, opened when its rows are written (one shard in memory at a time)
+        shards = {name: [shard[name].path for shard in inputs["events"]]
                   for name in ("events_enriched", "events_enriched_cells", "sessions", "visitors")
                   if name != "events_enriched_cells" or writer == "pages"}
-        tables = [(schema.TABLES["visitors"], [in_key_order(pa.concat_tables(shards["visitors"]), "visitorid")], None),
+        tables = [(schema.TABLES["visitors"], shards["visitors"], None),  # (each shard's in key order; merged)
                   (schema.TABLES["events_enriched"], shards["events_enriched"], shards.get("events_enriched_cells")),
                   (schema.TABLES["sessions"], shards["sessions"], None)]
         self.step(0, 1, "taking item_properties over, writing visitors, events_enriched, its indexes and sessions in")
@@ -151,11 +153,6 @@ class BuildCoreDatabase(RetailTask):
             inputs["item_properties"].path, tables, path, progress=self.set_status_message, take_base=True,
             writer=writer))])
         self.step(1, 1, "core written")
-
-
-def in_key_order(table: pa.Table, key: str) -> pa.Table:
-    """``table``'s rows sorted by the integer column ``key`` (the shards' rows interleave)."""
-    return table.take(pa.array(np.argsort(table.column(key).to_numpy(), kind="stable")))
 
 
 def _remake_if_taken(task: RetailTask, runner: luigi.Task) -> None:

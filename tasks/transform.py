@@ -11,6 +11,7 @@ from retail_pipeline.visitors import visitors
 
 from .base import TABLE_SUFFIX, CRITICAL_PATH, RetailTask, load_json, load_table, save_table, table_writer, write_outputs
 from .config import retail
+from .parts import shard_count
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, PropertySnapshots
 
 
@@ -35,7 +36,7 @@ class EnrichEventsShard(RetailTask):
 
     def run(self):
         inputs = self.input()
-        shard = f"shard {self.shard + 1} of {retail().shards}"
+        shard = f"shard {self.shard + 1} of {shard_count()}"
         self.step(0, 3, f"{shard}: reading events and snapshots")
         events = load_table(inputs["events"]["shards"][self.shard])
         snapshots = load_table(inputs["snapshots"])
@@ -61,7 +62,7 @@ class EnrichEvents(RetailTask):
     """All shards of events_enriched; its output is the list of shard files."""
 
     def requires(self):
-        return [EnrichEventsShard(shard=k) for k in range(retail().shards)]
+        return [EnrichEventsShard(shard=k) for k in range(shard_count())]
 
     def output(self):
         return [shard.output()["events_enriched"] for shard in self.requires()]
@@ -97,5 +98,5 @@ class DataQuality(RetailTask):
         inputs = self.input()
         self.set_status_message("counting lines, rejections, duplicates and events without a category")
         stats = [load_json(i["stats"]) for i in inputs["loads"]]
-        enriched = load_table(inputs["enriched"], columns=["categoryid"])
+        enriched = [load_table(shard, columns=["categoryid"]) for shard in inputs["enriched"]]
         save_table(self.output(), stages.quality_report(stats, enriched))

@@ -233,7 +233,7 @@ def test_property_files_reduced_apart_and_merged_by_item_range_give_the_latest_o
     from retail_pipeline.stages import item_properties_by_range
 
     per_file = [latest_item_properties(properties_table(rows)) for rows in files]
-    ranges = list(item_properties_by_range(per_file, parts, sample_step=step))
+    ranges = list(item_properties_by_range(per_file, parts, samples=step))
     assert len(ranges) == parts
     merged = [r for part in ranges for r in part.to_pylist()]
     everything = latest_item_properties(properties_table([row for rows in files for row in rows])).to_pylist()
