@@ -60,8 +60,13 @@ Targets: at scale 1, issue 5's (``TARGETS``); at any scale, no process above 4 G
 a wall time at most 1.05 x scale x the latest full-scale wall time recorded in the same
 directory (10.5x at scale 10), when one is.
 
+Before anything runs, the disk the run will take at the most (the work dir and the database,
+scaled from the largest scale recorded beside the results, and the data to generate) is checked
+against the free disk: ~4 GB per unit of scale, so ~40 GB at scale 10; ``--no-disk-check`` runs
+anyway.
+
 Exit status: 0 when both pipeline runs succeed, whether or not the targets are met (this is a
-measurement, not a test); 1 when a pipeline run (or the data generation) fails (if only the re-run
+measurement, not a test); 1 when the disk looks too small, or a pipeline run (or the data generation) fails (if only the re-run
 fails, the results are still written, with the failure flagged); 2 on bad usage.
 """
 
@@ -99,6 +104,11 @@ TARGETS = {  # issue 5, at full scale (scale 1.0)
 # at most LINEAR_SLACK x scale x the full-scale wall time (10.5x at scale 10).
 PEAK_MEMORY_ANY_SCALE_MB = 4000.0
 LINEAR_SLACK = 1.05
+# The disk a run takes at the most (its work dir, and the database being assembled), per unit of
+# scale, when no result records it: 40 MB at scale 0.01 and 199 MB at 0.05 (commit c74d645); the
+# generated CSVs take ~1 GB per unit of scale more.
+DISK_PER_SCALE_MB = 4000.0
+DATA_PER_SCALE_MB = 1000.0
 NO_WORK_MARKER = "Did not run any tasks"
 TIMING = re.compile(r"^TIMING (\S+) ([0-9]+(?:\.[0-9]*)?)s\s*$")
 STARTED = re.compile(r"^STARTED (\S+) ([0-9]+(?:\.[0-9]*)?)\s*$")
@@ -626,6 +636,21 @@ def full_scale_reference(recorded: list[dict]) -> dict | None:
     return full[-1] if full else None
 
 
+def disk_needed_mb(scale: float, recorded: list[dict], runs: int = 1) -> tuple[float, str]:
+    """The disk ``runs`` runs at ``scale`` are expected to take at the most, in MB, and where the
+    figure comes from: the largest scale recorded with its disk peak, scaled linearly (the work
+    dir and database grow with the data; tiny scales carry a fixed overhead, so the largest
+    scale is the most telling), else ``DISK_PER_SCALE_MB``."""
+    measured = [r for r in recorded if (r.get("run") or {}).get("disk_peak_mb") and r.get("scale")]
+    if measured:
+        largest = max(measured, key=lambda r: r["scale"])
+        per_scale = largest["run"]["disk_peak_mb"] / largest["scale"]
+        source = f"{largest['run']['disk_peak_mb']:,.0f} MB at scale {largest['scale']:g} ({largest['_file']})"
+    else:
+        per_scale, source = DISK_PER_SCALE_MB, f"{DISK_PER_SCALE_MB:,.0f} MB per unit of scale (no result records it)"
+    return per_scale * scale * runs, source
+
+
 def scale_rows(results: dict, recorded: list[dict]) -> list[dict]:
     """One row per result, this run's and the recorded ones (this run replacing its own file's
     earlier result), by scale, then date: the figures compared across scales."""
@@ -892,6 +917,8 @@ def main(argv=None) -> int:
                          "the default is 'pages' alone (a second run would double a big run's time)")
     ap.add_argument("--no-rerun", action="store_true",
                     help="leave out the unchanged re-run (it takes about a second at full scale)")
+    ap.add_argument("--no-disk-check", action="store_true",
+                    help="run even if the free disk looks too small for the run (by default the script stops first)")
     ap.add_argument("--compare", action="store_true",
                     help="with both writers: check that their databases hold the same tables, row for row")
     args = ap.parse_args(argv)
@@ -921,10 +948,23 @@ def main(argv=None) -> int:
     log_dir = temporary if temporary and args.keep else results_json.parent
     log_stem = results_json.stem
 
+    cached = data_is_cached(data_dir, args.scale)
+    runs = 2 if args.sqlite_writer == "both" else 1  # the first run's files stay while the second runs
+    needed, source = disk_needed_mb(args.scale, recorded_results(results_json.parent), runs)
+    needed += 0 if cached else DATA_PER_SCALE_MB * args.scale
+    free = shutil.disk_usage(work_dir).free / 1e6
+    print(f"Disk: the run should take up to {needed:,.0f} MB (from {source}{', x2 for two writers' if runs == 2 else ''}"
+          f"{'' if cached else ', and the data to generate'}); {free:,.0f} MB free", flush=True)
+    if needed > free and not args.no_disk_check:
+        print(f"ERROR: not enough free disk for the run ({needed:,.0f} MB needed, {free:,.0f} MB free in "
+              f"{work_dir}); free some, or pass --no-disk-check", file=sys.stderr)
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+        return 1
     loadavg_start = _loadavg()
     print(f"Load average at start: {loadavg_start}", flush=True)
     generation_s = None
-    if data_is_cached(data_dir, args.scale):
+    if cached:
         print(f"Reusing the dataset in {data_dir} (scale {args.scale:g}, seed {SEED})", flush=True)
     else:
         try:

@@ -115,6 +115,29 @@ def test_disk_used_by_the_work_dir_and_by_the_database_files(tmp_path):
     assert bench.disk_bytes(tmp_path / "missing") == 0
 
 
+def test_the_disk_a_run_needs_is_scaled_from_the_largest_scale_recorded():
+    bench = _module()
+    assert bench.disk_needed_mb(10.0, [])[0] == 10 * bench.DISK_PER_SCALE_MB  # nothing recorded
+    recorded = [{"scale": 0.002, "run": {"disk_peak_mb": 12.0}, "_file": "a.json"},  # fixed overhead weighs
+                {"scale": 1.0, "run": {"disk_peak_mb": 3900.0}, "_file": "results.json"},
+                {"scale": 3.0, "run": {}, "_file": "old.json"}]  # recorded before the disk was
+    needed, source = bench.disk_needed_mb(10.0, recorded)
+    assert needed == 39_000.0 and "results.json" in source
+    assert bench.disk_needed_mb(10.0, recorded, runs=2)[0] == 78_000.0
+
+
+@pytest.mark.slow
+def test_a_run_the_disk_cannot_hold_is_not_started(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--scale", "100000", "--data-dir", str(tmp_path / "data"),
+         "--work-dir", str(tmp_path / "work"), "--database", str(tmp_path / "retail.db"),
+         "--results", str(tmp_path / "r.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "not enough free disk" in completed.stderr
+    assert not (tmp_path / "data").exists()  # nothing generated
+
+
 def _result(bench, scale, wall, date, name, *, peak=1000.0, task_memory=None):
     return {"scale": scale, "total_wall_s": wall, "peak_memory_mb": peak, "date": date, "git_commit": "abc1234",
             "database_size_mb": 100.0 * scale, "rerun": {"wall_s": 0.5},
