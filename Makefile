@@ -58,9 +58,9 @@ scheduler-stop:
 sample: install
 	$(PY) -m retail_pipeline.generate data/sample --scale 0.0025 --seed 42
 
-## Time the pipeline on the full-scale synthetic dataset (results in data/bench/results.md).
+## Time the pipeline on the synthetic dataset, full scale or SCALE times it (results in data/bench/results[-scale-S].md).
 bench: install
-	$(PY) scripts/benchmark.py
+	$(PY) scripts/benchmark.py $(if $(SCALE),--scale $(SCALE)) $(BENCH_ARGS)
 
 ## Remove the intermediate files (data/work) and the published database.
 clean:

@@ -64,3 +64,20 @@ def _report_time(task, seconds):
     if start is not None:  # the process's CPU while the task ran (its threads included)
         print(f"CPU {task.task_id} user {end.ru_utime - start.ru_utime:.2f}s system {end.ru_stime - start.ru_stime:.2f}s"
               f" page-faults {end.ru_minflt - start.ru_minflt}", file=sys.stderr, flush=True)
+    memory = _process_memory_kb()
+    if memory is not None:  # the process's peak and current resident memory (MB = 10^6 bytes)
+        print(f"MEMORY {task.task_id} peak {memory['VmHWM'] * 1024 / 1e6:.1f}MB rss {memory['VmRSS'] * 1024 / 1e6:.1f}MB"
+              f" pid {memory['Pid']}", file=sys.stderr, flush=True)
+
+
+def _process_memory_kb() -> dict[str, int] | None:
+    """VmHWM (peak resident memory) and VmRSS of this process, in KiB, and its Pid, from
+    /proc/self/status (Linux); None elsewhere. With ``--workers`` > 1 Luigi forks one process
+    per task, so the peak is the task's (from the fork on, the pages it shares with its parent
+    included); with one worker every task runs in one process, and the peak is the run's so far."""
+    try:
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status if line.startswith(("Pid:", "VmHWM:", "VmRSS:")))
+        return {key: int(value.split()[0]) for key, value in fields.items()} if len(fields) == 3 else None
+    except (OSError, ValueError):
+        return None

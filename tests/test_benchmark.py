@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,9 @@ def test_parse_timings_starts_and_write_task_lookup():
         "TIMING WriteTablePart_overview_aaaaaaaaaa 2.00s",
         "TIMING BuildCoreDatabase__bbbbbbbbbb 1.00s",
         "CPU BuildCoreDatabase__bbbbbbbbbb user 0.75s system 0.20s page-faults 2500",
+        "MEMORY BuildCoreDatabase__bbbbbbbbbb peak 1770.5MB rss 1200.0MB pid 4242",
+        "MEMORY LoadEvents__99914b932b peak 477.0MB rss 300.1MB",  # no pid: still read
+        "MEMORY WriteItemProperties__99914b932b peak 2500.25MB rss 10.0MB pid 4243",
     ])
     timings = bench.parse_timings(stderr)
     assert list(timings) == ["WriteItemProperties__99914b932b", "WriteTablePart_overview_aaaaaaaaaa",
@@ -43,6 +47,11 @@ def test_parse_timings_starts_and_write_task_lookup():
     assert bench.parse_starts(stderr) == {"LoadEvents__99914b932b": 0.0, "WriteItemProperties__99914b932b": 1.5}
     assert bench.parse_task_cpu(stderr) == {
         "BuildCoreDatabase__bbbbbbbbbb": {"user_s": 0.75, "system_s": 0.2, "page_faults": 2500}}
+    memory = bench.parse_task_memory(stderr)
+    assert list(memory) == ["WriteItemProperties__99914b932b", "BuildCoreDatabase__bbbbbbbbbb",
+                            "LoadEvents__99914b932b"]  # largest peak first
+    assert memory["BuildCoreDatabase__bbbbbbbbbb"] == {"peak_mb": 1770.5, "rss_mb": 1200.0, "pid": 4242}
+    assert memory["LoadEvents__99914b932b"]["pid"] is None
     assert bench.write_tasks(timings, "item_properties") == {"WriteItemProperties__99914b932b": 3.25}
     assert bench.write_tasks(timings, "events_enriched") == {"BuildCoreDatabase__bbbbbbbbbb": 1.0}
     assert list(bench.write_tasks(timings, "hour_of_day_profile").values()) == [0.1]
@@ -63,6 +72,115 @@ def test_cached_data_needs_files_and_matching_stamp(tmp_path):
     assert not bench.data_is_cached(tmp_path, 0.05)  # another scale
     (tmp_path / "events.csv").write_text("changed\n")
     assert not bench.data_is_cached(tmp_path, 1.0)  # a file that is not what was generated
+
+
+def test_a_dataset_of_another_generator_is_not_reused_but_one_stamped_before_the_generator_was_is(tmp_path):
+    bench = _module()
+    for name in bench.FILES:
+        (tmp_path / name).write_text("x\n")
+    stamp = {"scale": 3.0, "seed": bench.SEED, "files": {name: 2 for name in bench.FILES}}
+    (tmp_path / bench.STAMP).write_text(json.dumps(stamp))
+    assert bench.data_is_cached(tmp_path, 3.0)  # no "generator": made before it was recorded; valid for now
+    (tmp_path / bench.STAMP).write_text(json.dumps({**stamp, "generator": bench.generator_version()}))
+    assert bench.data_is_cached(tmp_path, 3.0)
+    (tmp_path / bench.STAMP).write_text(json.dumps({**stamp, "generator": "0123456789abcdef"}))
+    assert not bench.data_is_cached(tmp_path, 3.0)  # another generator made it: generate again
+    assert len(bench.generator_version()) == 16
+
+
+def test_each_scale_has_its_own_data_and_results():
+    bench = _module()
+    assert bench.default_data_dir(1.0) == REPO / "data" / "full"
+    assert bench.default_data_dir(10.0) == REPO / "data" / "bench" / "data-scale-10"
+    assert bench.default_data_dir(0.05) == REPO / "data" / "bench" / "data-scale-0.05"
+    assert bench.default_results(1.0) == REPO / "data" / "bench" / "results.json"
+    assert bench.default_results(10.0) == REPO / "data" / "bench" / "results-scale-10.json"
+    assert bench.default_results(3.0).name == "results-scale-3.json"
+
+
+def test_disk_used_by_the_work_dir_and_by_the_database_files(tmp_path):
+    bench = _module()
+    work = tmp_path / "work"
+    (work / "LoadEvents").mkdir(parents=True)
+    (work / "LoadEvents" / "events-0.arrow").write_bytes(b"x" * 100_000)
+    (work / "core.sqlite").write_bytes(b"y" * 50_000)
+    (work / "link").symlink_to(tmp_path / "elsewhere")  # not followed, not counted
+    used = bench.disk_bytes(work)
+    assert 150_000 <= used <= 150_000 + 3 * 65536  # allocated blocks, as du counts them
+    database = tmp_path / "retail.db"
+    database.write_bytes(b"z" * 40_000)
+    (tmp_path / ".retail.db.building-123").write_bytes(b"z" * 40_000)  # being assembled
+    (tmp_path / "other.db").write_bytes(b"z" * 40_000)  # not the database's
+    assert 80_000 <= bench.disk_bytes(*bench.database_files(database)) < 120_000
+    assert bench.disk_bytes(tmp_path / "missing") == 0
+
+
+def test_the_disk_a_run_needs_is_scaled_from_the_largest_scale_recorded():
+    bench = _module()
+    assert bench.disk_needed_mb(10.0, [])[0] == 10 * bench.DISK_PER_SCALE_MB  # nothing recorded
+    recorded = [{"scale": 0.002, "run": {"disk_peak_mb": 12.0}, "_file": "a.json"},  # fixed overhead weighs
+                {"scale": 1.0, "run": {"disk_peak_mb": 3900.0}, "_file": "results.json"},
+                {"scale": 3.0, "run": {}, "_file": "old.json"}]  # recorded before the disk was
+    needed, source = bench.disk_needed_mb(10.0, recorded)
+    assert needed == 39_000.0 and "results.json" in source
+    assert bench.disk_needed_mb(10.0, recorded, runs=2)[0] == 78_000.0
+
+
+@pytest.mark.slow
+def test_a_run_the_disk_cannot_hold_is_not_started(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--scale", "100000", "--data-dir", str(tmp_path / "data"),
+         "--work-dir", str(tmp_path / "work"), "--database", str(tmp_path / "retail.db"),
+         "--results", str(tmp_path / "r.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "not enough free disk" in completed.stderr
+    assert not (tmp_path / "data").exists()  # nothing generated
+
+
+def _result(bench, scale, wall, date, name, *, peak=1000.0, task_memory=None):
+    return {"scale": scale, "total_wall_s": wall, "peak_memory_mb": peak, "date": date, "git_commit": "abc1234",
+            "database_size_mb": 100.0 * scale, "rerun": {"wall_s": 0.5},
+            "run": {"cpu_user_s": wall, "cpu_system_s": 1.0, "task_memory": task_memory or {},
+                    "work_dir_disk_mb": 10.0 * scale, "work_dir_disk_peak_mb": 20.0 * scale},
+            "results_json": f"/somewhere/{name}"}
+
+
+def test_targets_and_the_table_of_scales(tmp_path):
+    bench = _module()
+    full = _result(bench, 1.0, 26.0, "2026-12-05T14:00", "results.json")
+    older_full = _result(bench, 1.0, 99.0, "2026-12-01T14:00", "old.json")
+    for result in (full, older_full):
+        (tmp_path / Path(result["results_json"]).name).write_text(json.dumps(result))
+    (tmp_path / "not-a-result.json").write_text(json.dumps({"processes": []}))
+    (tmp_path / "broken.json").write_text("{")
+    recorded = bench.recorded_results(tmp_path)
+    assert [r["_file"] for r in recorded] == ["old.json", "results.json"]  # oldest first; others skipped
+    assert bench.full_scale_reference(recorded)["total_wall_s"] == 26.0  # the latest
+
+    ten = _result(bench, 10.0, 270.0, "2026-12-05T16:00", "results-scale-10.json", peak=3900.0,
+                  task_memory={"BuildCoreDatabase__99914b932b": {"peak_mb": 3800.0, "rss_mb": 10.0, "pid": 1}})
+    targets = bench.verdicts(ten, recorded)
+    assert set(targets) == {"peak_memory_mb", "scaled_wall_s"}
+    assert targets["peak_memory_mb"] == {"target": 4000.0, "measured": 3900.0, "status": "PASS"}
+    assert targets["scaled_wall_s"]["target"] == 273.0 and targets["scaled_wall_s"]["status"] == "PASS"
+    assert targets["scaled_wall_s"]["reference"]["file"] == "results.json"
+    assert bench.verdicts({**ten, "total_wall_s": 274.0}, recorded)["scaled_wall_s"]["status"] == "MISS"
+    assert set(bench.verdicts(ten, [])) == {"peak_memory_mb"}  # no full-scale result to compare with
+    assert set(bench.verdicts({**ten, "scale": 0.05}, recorded)) == {"peak_memory_mb"}  # below scale 1
+    assert set(bench.verdicts(full, recorded)) == {"total_wall_s", "peak_memory_mb", "rerun_wall_s"}
+    assert set(bench.verdicts({**full, "rerun": {"wall_s": None}}, recorded)) == {"total_wall_s", "peak_memory_mb"}
+
+    rows = bench.scale_rows(ten, recorded)
+    assert [(row["scale"], row["this_run"]) for row in rows] == [(1.0, False), (1.0, False), (10.0, True)]
+    assert rows[-1]["wall_per_full_scale"] == round(270.0 / 26.0, 2)
+    assert rows[-1]["largest_task_peak"][0] == "BuildCoreDatabase__99914b932b"
+    table = "\n".join(bench.scales_markdown(rows))
+    assert "**this run**" in table and "10.38×" in table and "3,800 MB (`BuildCoreDatabase`)" in table
+    assert "100 MB (200 MB)" in table  # the work dir at the end (at the most)
+    # A result recorded before the work dir was measured shows n/a, not an error.
+    del recorded[1]["run"]["work_dir_disk_mb"], recorded[1]["run"]["work_dir_disk_peak_mb"]
+    assert "| n/a |" in "\n".join(bench.scales_markdown(bench.scale_rows(ten, recorded)))
 
 
 @pytest.mark.slow
@@ -90,12 +208,22 @@ def test_benchmark_end_to_end(tmp_path):
         write = r["sqlite_writes"][table]
         assert write["rows"] > 0 and write["parts"] >= 1 and write["rows_per_s"] > 0
     assert r["database_size_bytes"] == database.stat().st_size  # a given --database is kept
-    assert set(r["targets"]) == {"total_wall_s", "peak_memory_mb", "rerun_wall_s"}
+    assert set(r["targets"]) == {"peak_memory_mb"}  # not scale 1: issue 16's 4 GB, not issue 5's targets
+    assert r["targets"]["peak_memory_mb"]["target"] == 4000
     assert all(v["status"] in ("PASS", "MISS") for v in r["targets"].values())
     assert r["machine"]["nproc"] >= 1 and r["machine"]["sqlite"]
+    assert r["sqlite_writer"] == "pages" and r["writers"] == []  # not scale 1: one writer by default
+    # Every task's process reported its peak memory; the work dir's disk was measured.
+    assert set(r["task_peak_memory_mb"]) == set(timings)
+    assert all(10 < peak <= r["peak_memory_mb"] + 1 for peak in r["task_peak_memory_mb"].values())
+    assert len({m["pid"] for m in r["run"]["task_memory"].values()}) > 1  # --workers 2: a process per task
+    assert 0 < r["work_dir_disk_mb"] <= r["work_dir_disk_peak_mb"] <= r["run"]["disk_peak_mb"]
+    assert r["scales"] and r["scales"][-1]["this_run"] and r["scales"][-1]["scale"] == 0.002
     markdown = results.with_suffix(".md").read_text()
-    assert "Targets" in markdown and "events_enriched" in markdown
+    assert "Targets" in markdown and "events_enriched" in markdown and "## Scales" in markdown
+    assert "peak memory |" in markdown and "work dir at the end" in markdown
     assert "Total wall time" in completed.stdout and "Unchanged re-run" in completed.stdout
+    assert "Peak memory of each task's process" in completed.stdout
 
 
 @pytest.mark.slow
