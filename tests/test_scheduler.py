@@ -75,8 +75,8 @@ def test_a_run_with_two_workers_is_done_and_shows_progress(tmp_path, luigid, bro
     assert not silent, silent
     assert "lines read" in next(t["status_message"] for t in done.values() if t["name"] == "LoadEvents")
     # ...and the steps of the long ones reached 100 %.
-    stepped = {"EnrichEventsShard", "WriteTablePart", "WriteItemProperties", "BuildCoreDatabase", "EventAnalyses", "EntityTables",
-               "PublishDatabase"}
+    stepped = {"EnrichEventsShard", "WriteTablePart", "WriteItemProperties", "BuildCoreDatabase", "AnalysisPartials",
+               "EventAnalyses", "EntityTables", "PublishDatabase"}
     unfinished = {t["display_name"]: t["progress_percentage"] for t in done.values()
                   if t["name"] in stepped and t["progress_percentage"] != 100}
     assert not unfinished, unfinished
