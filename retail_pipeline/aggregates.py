@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -220,7 +222,7 @@ def event_type_counts_partial(enriched: pa.Table) -> pa.Table:
     return pa.table(columns)
 
 
-def event_type_counts_combine(partials: list[pa.Table]) -> pa.Table:
+def event_type_counts_combine(partials: Sequence[pa.Table]) -> pa.Table:
     """``event_type_counts`` from the partials of all shards (``event_type_counts_partial``)."""
     counts = sum_by(partials, ["hour"])
     if counts.num_rows == 0:
@@ -249,7 +251,7 @@ def daily_funnel_partial(enriched: pa.Table) -> pa.Table:
                      **{name: columns[name] for name in FUNNEL_COUNTS}})
 
 
-def daily_funnel_combine(partials: list[pa.Table]) -> pa.Table:
+def daily_funnel_combine(partials: Sequence[pa.Table]) -> pa.Table:
     """``daily_funnel`` from the partials of all shards (``daily_funnel_partial``): counts
     summed per day, rates computed from the sums."""
     counts = sum_by(partials, ["day"])

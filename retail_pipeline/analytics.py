@@ -14,6 +14,8 @@ distinct counts are the distinct values of one combined integer key per (group, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -130,16 +132,24 @@ def overview_partial(enriched: pa.Table) -> pa.Table:
                     schema=schema)
 
 
-def overview_combine(partials: list[pa.Table]) -> pa.Table:
-    """``overview`` from the partials of all shards (``overview_partial``)."""
-    rows = pa.concat_tables(partials)
-    if rows.num_rows == 0:
+def overview_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``overview`` from the partials of all shards (``overview_partial``), one at a time."""
+    totals = {name: 0 for name in OVERVIEW_COUNTS}
+    first_ms, last_ms, ids = [], [], {"itemids": np.zeros(0, np.int64), "categoryids": np.zeros(0, np.int64)}
+    for part in partials:
+        if part.num_rows == 0:
+            continue
+        row = part.slice(0, 1).to_pylist()[0]
+        for name in OVERVIEW_COUNTS:
+            totals[name] += row[name]
+        first_ms.append(row["first_ms"])
+        last_ms.append(row["last_ms"])
+        for name in ids:
+            ids[name] = unique(np.concatenate([ids[name], np.asarray(row[name], dtype=np.int64)]))
+    if not first_ms:
         return OVERVIEW_SCHEMA.empty_table()
-    totals = {name: int(pc.sum(rows.column(name)).as_py()) for name in OVERVIEW_COUNTS}
-    totals["first_ms"] = pc.min(rows.column("first_ms")).as_py()
-    totals["last_ms"] = pc.max(rows.column("last_ms")).as_py()
-    for name, ids in (("items", "itemids"), ("categories", "categoryids")):
-        totals[name] = len(unique(pc.list_flatten(rows.column(ids)).to_numpy()))
+    totals["first_ms"], totals["last_ms"] = min(first_ms), max(last_ms)
+    totals["items"], totals["categories"] = len(ids["itemids"]), len(ids["categoryids"])
     return _overview_table(totals)
 
 
@@ -396,7 +406,7 @@ def categories_partial(enriched: pa.Table, tree: pa.Table) -> dict[str, pa.Table
     }
 
 
-def categories_combine(partials: list[pa.Table], item_partials: list[pa.Table], tree: pa.Table,
+def categories_combine(partials: Sequence[pa.Table], item_partials: Sequence[pa.Table], tree: pa.Table,
                        item_categoryids: np.ndarray | None = None) -> pa.Table:
     """``categories`` from the partials of all shards (``categories_partial``: ``partials`` its
     ``categories``, ``item_partials`` its ``category_items``), the tree and the items'
@@ -569,13 +579,15 @@ def items_partial(enriched: pa.Table) -> pa.Table:
                      **{name: pa.array(values, pa.int64()) for name, values in counts.items()}})
 
 
-def items_combine(partials: list[pa.Table], categories_table: pa.Table, snapshots: pa.Table,
+def items_combine(partials: Sequence[pa.Table], categories_table: pa.Table, snapshots: pa.Table,
                   catalogue_itemids: np.ndarray, history: pa.Table) -> pa.Table:
     """``items`` from the partials of all shards (``items_partial``) and the catalogue: counts
     summed, the earliest first and the latest last time; one shard's partial in memory at a
     time, besides the result."""
-    universe = np.sort(unique(np.concatenate([np.asarray(catalogue_itemids, dtype=np.int64)]
-                                             + [p.column("itemid").to_numpy() for p in partials])))
+    universe = unique(np.asarray(catalogue_itemids, dtype=np.int64))
+    for part in partials:
+        universe = unique(np.concatenate([universe, part.column("itemid").to_numpy()]))
+    universe = np.sort(universe)
     n = len(universe)
     counts = {name: np.zeros(n, dtype=np.int64) for name in ITEM_COUNTS}
     limits = np.iinfo(np.int64)
@@ -659,9 +671,9 @@ def hour_of_day_profile_partial(enriched: pa.Table) -> pa.Table:
                      "last_ms": pa.array([last_ms] * 24, pa.int64())})
 
 
-def hour_of_day_profile_combine(partials: list[pa.Table]) -> pa.Table:
+def hour_of_day_profile_combine(partials: Sequence[pa.Table]) -> pa.Table:
     """``hour_of_day_profile`` from the partials of all shards (``hour_of_day_profile_partial``)."""
     counts = {name: np.sum([p.column(name).to_numpy() for p in partials], axis=0).astype(np.int64)
               for name in HOUR_OF_DAY_COUNTS}
-    rows = pa.concat_tables(partials)
+    rows = pa.concat_tables(list(partials))
     return _hour_of_day_table(counts, pc.min(rows.column("first_ms")).as_py(), pc.max(rows.column("last_ms")).as_py())

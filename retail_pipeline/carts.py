@@ -6,6 +6,8 @@ Computed from the ``sessions`` table (``aggregates.sessions``), whose ``abandone
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -84,10 +86,10 @@ def daily_cart_abandonment_partial(sessions: pa.Table) -> pa.Table:
     return daily_cart_abandonment(sessions).select(["date", *CART_COUNTS])
 
 
-def daily_cart_abandonment_combine(partials: list[pa.Table]) -> pa.Table:
+def daily_cart_abandonment_combine(partials: Sequence[pa.Table]) -> pa.Table:
     """``daily_cart_abandonment`` from the partials of all shards
     (``daily_cart_abandonment_partial``): counts summed per date, rates from the sums."""
-    rows = pa.concat_tables(partials)
+    rows = pa.concat_tables(list(partials))
     if rows.num_rows == 0:
         return DAILY_CART_ABANDONMENT_SCHEMA.empty_table()
     grouped = rows.group_by(["date"], use_threads=False).aggregate([(name, "sum") for name in CART_COUNTS])

@@ -5,6 +5,8 @@ NULL where the divisor is 0, nullable integers)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -73,11 +75,11 @@ def nullable(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     return pa.array(np.where(valid, values, 0).astype(np.int64), pa.int64(), mask=~valid)
 
 
-def sum_by(parts: list[pa.Table], keys: list[str]) -> pa.Table:
+def sum_by(parts: Sequence[pa.Table], keys: list[str]) -> pa.Table:
     """The rows of ``parts`` (tables of one schema: the ``keys`` columns, then int64 counts), one
     per distinct key, each count summed over the rows of that key; sorted by the keys (ascending,
     NULL first, as SQLite orders). How per-shard counts of a table are added up."""
-    table = pa.concat_tables(parts)
+    table = pa.concat_tables(list(parts))
     values = [name for name in table.column_names if name not in keys]
     grouped = table.group_by(keys, use_threads=False).aggregate([(name, "sum") for name in values])
     if grouped.num_rows == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 
@@ -54,7 +56,7 @@ def category_daily_funnel_partial(enriched: pa.Table) -> pa.Table:
                      **{name: columns[name] for name in FUNNEL_COUNTS}})
 
 
-def category_daily_funnel_combine(partials: list[pa.Table]) -> pa.Table:
+def category_daily_funnel_combine(partials: Sequence[pa.Table]) -> pa.Table:
     """``category_daily_funnel`` from the partials of all shards (``category_daily_funnel_partial``):
     counts summed per (day, root), rates from the sums; sorted by date, then root with NULL first."""
     counts = sum_by(partials, ["day", "root_categoryid"])

@@ -9,6 +9,8 @@ Only the pairs seen in at least two sessions are then mirrored, ranked and cut t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -203,19 +205,19 @@ def item_pairs_partial(enriched: pa.Table) -> dict[str, pa.Table]:
     return result
 
 
-def _item_ranges(firsts: list[np.ndarray], rows: int) -> list[tuple[int | None, int | None]]:
-    """Consecutive itemid ranges [low, high) (None: unbounded) covering every value of the
-    sorted arrays ``firsts``, each range holding at most about ``rows`` of their values in all
-    (more only where one item alone has more)."""
-    total = sum(len(f) for f in firsts)
+def _item_ranges(parts: Sequence[pa.Table], rows: int) -> list[tuple[int | None, int | None]]:
+    """Consecutive itemid ranges [low, high) (None: unbounded) covering every ``itemid`` of the
+    ``parts`` (each sorted by it), each range holding at most about ``rows`` of their rows in
+    all (more only where one item alone has more)."""
+    total = sum(part.num_rows for part in parts)
     if total <= rows:
         return [(None, None)]
-    # every stride-th value of each array: a range between two samples (in sorted order of all
-    # of them) m apart holds at most (m + number of arrays) * stride values
-    stride = max(1, rows // (4 * len(firsts)))
-    samples = np.sort(np.concatenate([f[::stride] for f in firsts]))
-    bounds = unique(samples[max(1, 3 * len(firsts))::max(1, 3 * len(firsts))])
-    bounds = np.sort(bounds).tolist()
+    # every stride-th itemid of each part: a range between two samples (in sorted order of all
+    # of them) m apart holds at most (m + number of parts) * stride rows
+    stride = max(1, rows // (4 * len(parts)))
+    samples = np.sort(np.concatenate([part.column("itemid").to_numpy()[::stride].copy() for part in parts]))
+    step = 3 * len(parts)
+    bounds = np.sort(unique(samples[step::step])).tolist()
     return list(zip([None] + bounds, bounds + [None]))
 
 
@@ -230,46 +232,52 @@ def _top_partners(item: np.ndarray, other: np.ndarray, together: np.ndarray) -> 
     return item[top], other[top], together[top], rank[top] + 1
 
 
-def item_pairs_combine(pair_partials: list[pa.Table], session_partials: list[pa.Table],
+def item_pairs_combine(pair_partials: Sequence[pa.Table], session_partials: Sequence[pa.Table],
                        rows: int = COMBINE_ROWS) -> pa.Table:
     """``item_pairs`` from the partials of all shards (``item_pairs_partial``: ``pair_partials``
     its ``item_pairs``, ``session_partials`` its ``item_view_sessions``).
 
     The pair counts are summed range of itemids by range (about ``rows`` rows of the partials at
-    a time, sliced from each sorted partial), and only each item's best TOP_PARTNERS rows so far
+    a time, copied from each sorted partial), and only each item's best TOP_PARTNERS rows so far
     are kept (the best of all are the best of the bests of each range), so the memory is one
-    range's rows plus the result's.
+    range's rows plus the result's (with partials that read their file when asked for, as the
+    pipeline's do, and let it go after).
     """
-    n_sessions = sum(int(p.schema.metadata[ELIGIBLE_SESSIONS]) for p in session_partials)
-    viewed = [p.column("itemid").to_numpy() for p in session_partials]
-    item_ids = np.sort(unique(np.concatenate(viewed))) if viewed else np.zeros(0, np.int64)
+    n_sessions, item_ids = 0, np.zeros(0, np.int64)
+    for part in session_partials:
+        n_sessions += int(part.schema.metadata[ELIGIBLE_SESSIONS])
+        item_ids = unique(np.concatenate([item_ids, part.column("itemid").to_numpy()]))
+    item_ids = np.sort(item_ids)
     n_items = len(item_ids)
     sessions_of_item = np.zeros(n_items, dtype=np.int64)
-    for ids, part in zip(viewed, session_partials):
-        sessions_of_item[np.searchsorted(item_ids, ids)] += part.column("sessions").to_numpy()
+    for part in session_partials:
+        at = np.searchsorted(item_ids, part.column("itemid").to_numpy())
+        sessions_of_item[at] += part.column("sessions").to_numpy()  # (an item once per partial)
 
-    firsts = [p.column("itemid").to_numpy() for p in pair_partials]
     best = (np.zeros(0, np.int64),) * 3  # the best rows so far: item and other codes, together
-    for low, high in _item_ranges(firsts, rows):
-        parts = []
-        for first, part in zip(firsts, pair_partials):
+    for low, high in _item_ranges(pair_partials, rows):
+        a, b, together = [], [], []
+        for part in pair_partials:
+            first = part.column("itemid").to_numpy()
             start = 0 if low is None else int(np.searchsorted(first, low))
             stop = len(first) if high is None else int(np.searchsorted(first, high))
-            parts.append(part.slice(start, stop - start))
-        chunk = pa.concat_tables(parts)
-        if chunk.num_rows == 0:
+            a.append(np.searchsorted(item_ids, first[start:stop]))
+            b.append(np.searchsorted(item_ids, part.column("other_itemid").to_numpy()[start:stop]))
+            together.append(part.column("together").to_numpy()[start:stop].copy())
+        keys = np.concatenate(a) * n_items + np.concatenate(b)
+        together = np.concatenate(together)
+        del a, b
+        first = part = None  # (the last partial's file, let go)
+        if len(keys) == 0:
             continue
-        a = np.searchsorted(item_ids, chunk.column("itemid").to_numpy())
-        b = np.searchsorted(item_ids, chunk.column("other_itemid").to_numpy())
-        keys = a * n_items + b
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        together = np.add.reduceat(chunk.column("together").to_numpy()[order], starts)
+        together = np.add.reduceat(together[order], starts)
         kept = together >= MIN_TOGETHER
         a, b = np.divmod(keys[starts[kept]], n_items)
         together = together[kept]
-        del chunk, keys, order, starts
+        del keys, order, starts
         item, other, count, _ = _top_partners(np.concatenate([best[0], a, b]), np.concatenate([best[1], b, a]),
                                                np.concatenate([best[2], together, together]))
         best = (item, other, count)

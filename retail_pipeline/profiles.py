@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -114,10 +116,10 @@ def weekday_hour_profile_partial(enriched: pa.Table) -> pa.Table:
                      "last_day": pa.array([last_day] * SLOTS, pa.int64())})
 
 
-def weekday_hour_profile_combine(partials: list[pa.Table]) -> pa.Table:
+def weekday_hour_profile_combine(partials: Sequence[pa.Table]) -> pa.Table:
     """``weekday_hour_profile`` from the partials of all shards (``weekday_hour_profile_partial``)."""
     counts = {name: np.sum([p.column(name).to_numpy() for p in partials], axis=0).astype(np.int64)
               for name in WEEKDAY_HOUR_COUNTS}
-    rows = pa.concat_tables(partials)
+    rows = pa.concat_tables(list(partials))
     return _weekday_hour_table(counts, pc.min(rows.column("first_day")).as_py(),
                                pc.max(rows.column("last_day")).as_py())

@@ -7,6 +7,8 @@ Vectorised like ``analytics``: visitor ids are factorised into dense codes, coun
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -266,7 +268,7 @@ def cohort_retention_partial(enriched: pa.Table) -> pa.Table:
                      "buyers": pa.array(buyers_of_cell)}, schema=COHORT_CELLS_SCHEMA)
 
 
-def cohort_retention_combine(partials: list[pa.Table]) -> pa.Table:
+def cohort_retention_combine(partials: Sequence[pa.Table]) -> pa.Table:
     """``cohort_retention`` from the partials of all shards (``cohort_retention_partial``): the
     cells summed, every week of every cohort up to the last week present, rates from the sums."""
     cells = sum_by(partials, ["cohort_week", "week"])

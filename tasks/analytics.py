@@ -8,6 +8,7 @@ and ``EntityTables`` combine the partials of all shards (with the catalogue) int
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
 import luigi
@@ -109,10 +110,25 @@ class AnalysisPartials(RetailTask):
         self.step(1, 1, f"{shard}: {len(PARTIALS)} partials written")
 
 
+class ShardFiles(Sequence):
+    """The tables of some table targets, one per shard, each read (memory-mapped) when asked
+    for and let go when no longer used: a combine that uses one at a time maps one file at a
+    time, whatever the number of shards."""
+
+    def __init__(self, targets: list):
+        self._targets = targets
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def __getitem__(self, k: int) -> pa.Table:
+        return load_table(self._targets[k])
+
+
 class Sources:
-    """What the combining tasks read, each loaded once, when first asked for: the partials of
-    every shard (memory-mapped), the catalogue; and the tables computed so far (``computed``),
-    for the tables built from others."""
+    """What the combining tasks read: the partials of every shard (``ShardFiles``); the catalogue,
+    each loaded once, when first asked for; and the tables computed so far (``computed``), for
+    the tables built from others."""
 
     def __init__(self, inputs: dict):
         self._inputs, self._loaded = inputs, {}
@@ -123,9 +139,9 @@ class Sources:
             self._loaded[name] = load()
         return self._loaded[name]
 
-    def partials(self, name: str) -> list[pa.Table]:
-        """The partial ``name`` of every shard, in shard order (memory-mapped)."""
-        return self._once(f"partials {name}", lambda: [load_table(shard[name]) for shard in self._inputs["partials"]])
+    def partials(self, name: str) -> ShardFiles:
+        """The partial ``name`` of every shard, in shard order."""
+        return ShardFiles([shard[name] for shard in self._inputs["partials"]])
 
     @property
     def tree(self) -> pa.Table:

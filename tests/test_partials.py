@@ -222,7 +222,7 @@ def test_item_pairs_top_partners_cut_across_ranges():
 def test_item_ranges_cover_every_item_with_bounded_rows():
     rng = np.random.default_rng(5)
     firsts = [np.sort(rng.integers(0, 1000, size)) for size in (0, 500, 2000, 3000)]
-    ranges = item_pairs._item_ranges(firsts, 400)
+    ranges = item_pairs._item_ranges([pa.table({"itemid": pa.array(f, pa.int64())}) for f in firsts], 400)
     assert ranges[0][0] is None and ranges[-1][1] is None
     assert all(high == low for (_, high), (low, _) in zip(ranges, ranges[1:]))
     for low, high in ranges:
