@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .columns import distinct_count, event_codes, hashed_codes, rate
+from .columns import distinct_count, event_codes, hashed_codes, rate, sum_by
 from .quality import in_expected_range
 from .records import EVENT_CODES, EVENT_TYPES
 from .timefmt import day_index, format_days, format_event_time, format_hours, hour_index
@@ -173,7 +175,16 @@ def funnel_columns(group: np.ndarray, visitor: np.ndarray, event: np.ndarray) ->
     viewers, carters, buyers = (np.bincount(pairs[type_of == EVENT_CODES[name]] // width, minlength=k).astype(np.int64)
                                 for name in EVENT_TYPES)
     visitors = np.bincount(pd.unique(pairs) // width, minlength=k).astype(np.int64)
-    return np.asarray(groups), {
+    return np.asarray(groups), funnel_from_counts(visitors, viewers, carters, buyers)
+
+
+FUNNEL_COUNTS = ("visitors", "viewers", "carters", "buyers")
+
+
+def funnel_from_counts(visitors: np.ndarray, viewers: np.ndarray, carters: np.ndarray,
+                       buyers: np.ndarray) -> dict[str, pa.Array]:
+    """The funnel columns (``funnel_columns``) from the four distinct-visitor counts of each group."""
+    return {
         "visitors": pa.array(visitors),
         "viewers": pa.array(viewers),
         "carters": pa.array(carters),
@@ -189,3 +200,60 @@ def daily_funnel(enriched: pa.Table) -> pa.Table:
     days, columns = funnel_columns(day_index(enriched.column("timestamp_ms").to_numpy()),
                                    enriched.column("visitorid").to_numpy(), event_codes(enriched))
     return pa.table({"date": format_days(days), **columns})
+
+
+# ------------------------------------------------------------------ from per-shard partial results
+#
+# A visitor's events are all in one visitor shard, so distinct-visitor counts of any group add up
+# over the shards; each table is combined from one partial result per shard, computed from that
+# shard's events alone (any order of rows, any split of the visitors).
+
+
+def event_type_counts_partial(enriched: pa.Table) -> pa.Table:
+    """``event_type_counts`` of some visitors: per hour (index since the epoch) with events in
+    the expected range, the events of each type; no gap filling."""
+    timestamp_ms = enriched.column("timestamp_ms").to_numpy()
+    in_range = in_expected_range(timestamp_ms)
+    hours, at = np.unique(hour_index(timestamp_ms[in_range]), return_inverse=True)
+    codes = event_codes(enriched)[in_range]
+    columns = {"hour": pa.array(hours.astype(np.int64), pa.int64())}
+    for code, name in enumerate(EVENT_TYPES):
+        columns[name] = pa.array(np.bincount(at[codes == code], minlength=len(hours)).astype(np.int64), pa.int64())
+    return pa.table(columns)
+
+
+def event_type_counts_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``event_type_counts`` from the partials of all shards (``event_type_counts_partial``)."""
+    counts = sum_by(partials, ["hour"])
+    if counts.num_rows == 0:
+        empty = {"hour": pa.array([], pa.string())}
+        empty.update({name: pa.array([], pa.int64()) for name in (*EVENT_TYPES, "total_events")})
+        return pa.table(empty)
+    hours = counts.column("hour").to_numpy()
+    first = int(hours[0])
+    span = int(hours[-1]) - first + 1
+    columns = {"hour": format_hours(np.arange(first, first + span, dtype=np.int64))}
+    total = np.zeros(span, dtype=np.int64)
+    for name in EVENT_TYPES:
+        filled = np.zeros(span, dtype=np.int64)
+        filled[hours - first] = counts.column(name).to_numpy()
+        columns[name] = pa.array(filled)
+        total += filled
+    columns["total_events"] = pa.array(total)
+    return pa.table(columns)
+
+
+def daily_funnel_partial(enriched: pa.Table) -> pa.Table:
+    """``daily_funnel``'s distinct-visitor counts of some visitors, per day index with events."""
+    days, columns = funnel_columns(day_index(enriched.column("timestamp_ms").to_numpy()),
+                                   enriched.column("visitorid").to_numpy(), event_codes(enriched))
+    return pa.table({"day": pa.array(np.asarray(days, dtype=np.int64), pa.int64()),
+                     **{name: columns[name] for name in FUNNEL_COUNTS}})
+
+
+def daily_funnel_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``daily_funnel`` from the partials of all shards (``daily_funnel_partial``): counts
+    summed per day, rates computed from the sums."""
+    counts = sum_by(partials, ["day"])
+    return pa.table({"date": format_days(counts.column("day").to_numpy()),
+                     **funnel_from_counts(*(counts.column(name).to_numpy() for name in FUNNEL_COUNTS))})

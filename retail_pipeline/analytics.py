@@ -14,6 +14,8 @@ distinct counts are the distinct values of one combined integer key per (group, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -43,6 +45,15 @@ def overview(enriched: pa.Table) -> pa.Table:
     time = enriched.column("timestamp_ms").to_numpy()
     if len(time) == 0:
         return OVERVIEW_SCHEMA.empty_table()
+    totals = _overview_totals(enriched)
+    totals["items"], totals["categories"] = len(totals.pop("itemids")), len(totals.pop("categoryids"))
+    return _overview_table(totals)
+
+
+def _overview_totals(enriched: pa.Table) -> dict:
+    """The overview's numbers of the events (at least one): the first and last time, counts,
+    distinct visitors and sessions, and the distinct ``itemids`` and ``categoryids``."""
+    time = enriched.column("timestamp_ms").to_numpy()
     codes = event_codes(enriched)
     visitor = hashed_codes(enriched.column("visitorid").to_numpy())
     session = enriched.column("session_id").to_numpy().astype(np.int64)
@@ -53,43 +64,93 @@ def overview(enriched: pa.Table) -> pa.Table:
     def distinct(values: np.ndarray) -> int:
         return int(len(unique(values)))
 
-    def ratio(numerator: int, denominator: int) -> float | None:
-        return numerator / denominator if denominator else None
-
     counts = {name: int((codes == code).sum()) for name, code in EVENT_CODES.items()}
-    visitors = distinct(visitor)
-    buyers = distinct(visitor[codes == TRANSACTION])
-    viewers, carters = distinct(visitor[codes == VIEW]), distinct(visitor[codes == ADDTOCART])
-    sessions = distinct(visitor_session)
-    converted = distinct(visitor_session[codes == TRANSACTION])
-    first_day, last_day = int(day_index(time.min())), int(day_index(time.max()))
-    days = format_days(np.array([first_day, last_day])).to_pylist()
-    row = {
-        "period": f"{days[0]}/{days[1]}",
-        "first_event_time": format_event_time(np.array([time.min()]))[0].as_py(),
-        "last_event_time": format_event_time(np.array([time.max()]))[0].as_py(),
-        "days": last_day - first_day + 1,
+    return {
+        "first_ms": int(time.min()),
+        "last_ms": int(time.max()),
         "events": len(time),
         "views": counts["view"],
         "addtocarts": counts["addtocart"],
         "transactions": counts["transaction"],
-        "visitors": visitors,
-        "viewers": viewers,
-        "carters": carters,
-        "buyers": buyers,
-        "sessions": sessions,
-        "converted_sessions": converted,
-        "items": distinct(enriched.column("itemid").to_numpy()),
-        "categories": distinct(category[has_category]),
+        "visitors": distinct(visitor),
+        "viewers": distinct(visitor[codes == VIEW]),
+        "carters": distinct(visitor[codes == ADDTOCART]),
+        "buyers": distinct(visitor[codes == TRANSACTION]),
+        "sessions": distinct(visitor_session),
+        "converted_sessions": distinct(visitor_session[codes == TRANSACTION]),
         "purchased_views": int(purchased.sum()),
+        "itemids": unique(enriched.column("itemid").to_numpy()),
+        "categoryids": unique(category[has_category]),
+    }
+
+
+def _overview_table(totals: dict) -> pa.Table:
+    """The overview's row from its numbers (``_overview_totals``, with ``items`` and
+    ``categories`` counted): the dates, times and rates."""
+
+    def ratio(numerator: int, denominator: int) -> float | None:
+        return numerator / denominator if denominator else None
+
+    first_ms, last_ms = totals["first_ms"], totals["last_ms"]
+    first_day, last_day = int(day_index(first_ms)), int(day_index(last_ms))
+    days = format_days(np.array([first_day, last_day])).to_pylist()
+    visitors, viewers, carters, buyers = (totals[name] for name in ("visitors", "viewers", "carters", "buyers"))
+    row = {
+        "period": f"{days[0]}/{days[1]}",
+        "first_event_time": format_event_time(np.array([first_ms], dtype=np.int64))[0].as_py(),
+        "last_event_time": format_event_time(np.array([last_ms], dtype=np.int64))[0].as_py(),
+        "days": last_day - first_day + 1,
+        **{name: totals[name] for name in ("events", "views", "addtocarts", "transactions", "visitors", "viewers",
+                                           "carters", "buyers", "sessions", "converted_sessions", "items",
+                                           "categories", "purchased_views")},
         "view_to_cart_rate": ratio(carters, viewers),
         "cart_to_purchase_rate": ratio(buyers, carters),
         "view_to_purchase_rate": ratio(buyers, viewers),
         "visitor_to_buyer_rate": ratio(buyers, visitors),
-        "session_conversion_rate": ratio(converted, sessions),
-        "purchased_view_rate": ratio(int(purchased.sum()), counts["view"]),
+        "session_conversion_rate": ratio(totals["converted_sessions"], totals["sessions"]),
+        "purchased_view_rate": ratio(totals["purchased_views"], totals["views"]),
     }
     return pa.Table.from_pylist([row], schema=OVERVIEW_SCHEMA)
+
+
+OVERVIEW_COUNTS = ("events", "views", "addtocarts", "transactions", "visitors", "viewers", "carters", "buyers",
+                   "sessions", "converted_sessions", "purchased_views")
+
+
+def overview_partial(enriched: pa.Table) -> pa.Table:
+    """The overview's numbers of some visitors (each visitor's events all in ``enriched``), in
+    one row (none without events): ``first_ms``, ``last_ms``, the counts (distinct visitors and
+    sessions add up over visitor shards), and the distinct ``itemids`` and ``categoryids``
+    (which do not: they are de-duplicated in ``overview_combine``)."""
+    schema = pa.schema([("first_ms", pa.int64()), ("last_ms", pa.int64())]
+                       + [(name, pa.int64()) for name in OVERVIEW_COUNTS]
+                       + [("itemids", pa.list_(pa.int64())), ("categoryids", pa.list_(pa.int64()))])
+    if enriched.num_rows == 0:
+        return schema.empty_table()
+    totals = _overview_totals(enriched)
+    return pa.table({name: pa.array([totals[name]], field.type) for name, field in zip(schema.names, schema)},
+                    schema=schema)
+
+
+def overview_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``overview`` from the partials of all shards (``overview_partial``), one at a time."""
+    totals = {name: 0 for name in OVERVIEW_COUNTS}
+    first_ms, last_ms, ids = [], [], {"itemids": np.zeros(0, np.int64), "categoryids": np.zeros(0, np.int64)}
+    for part in partials:
+        if part.num_rows == 0:
+            continue
+        row = part.slice(0, 1).to_pylist()[0]
+        for name in OVERVIEW_COUNTS:
+            totals[name] += row[name]
+        first_ms.append(row["first_ms"])
+        last_ms.append(row["last_ms"])
+        for name in ids:
+            ids[name] = unique(np.concatenate([ids[name], np.asarray(row[name], dtype=np.int64)]))
+    if not first_ms:
+        return OVERVIEW_SCHEMA.empty_table()
+    totals["first_ms"], totals["last_ms"] = min(first_ms), max(last_ms)
+    totals["items"], totals["categories"] = len(ids["itemids"]), len(ids["categoryids"])
+    return _overview_table(totals)
 
 
 OVERVIEW_SCHEMA = pa.schema(
@@ -188,19 +249,99 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
     category below it. Events without a ``categoryid`` are in no row. Reads ``visitorid``,
     ``event``, ``itemid``, ``view_to_purchase``, ``categoryid``.
     """
+    event_category, has_category = int_column(enriched, "categoryid")
+    universe, in_tree, parents, ancestors = _category_structure(tree, event_category[has_category], item_categoryids)
+    counts, cat, item = _category_event_counts(enriched, universe, ancestors)
+    counts["items"], counts["subtree_items"] = _distinct_members(ancestors, cat, hashed_codes(item))
+    return _categories_table(universe, in_tree, parents, ancestors, counts)
+
+
+def _category_structure(tree: pa.Table, event_categoryids: np.ndarray, item_categoryids: np.ndarray | None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(the categories of the table, sorted; whether each is in ``tree``; the code of each one's
+    parent, or -1; ``category_ancestors``), the categories being those of ``tree``, the parents
+    it names, ``event_categoryids`` and ``item_categoryids``."""
     tree_ids = tree.column("categoryid").to_numpy().astype(np.int64)
     tree_parents, has_parent = int_column(tree, "parentid")
-    event_category, has_category = int_column(enriched, "categoryid")
     extra = np.asarray(item_categoryids if item_categoryids is not None else [], dtype=np.int64)
-    universe = np.sort(unique(np.concatenate([tree_ids, tree_parents[has_parent], event_category[has_category],
-                                              extra])))
+    universe = np.sort(unique(np.concatenate([tree_ids, tree_parents[has_parent],
+                                              np.asarray(event_categoryids, dtype=np.int64), extra])))
     n = len(universe)
     in_tree = np.zeros(n, dtype=bool)
     in_tree[np.searchsorted(universe, tree_ids)] = True
     parents = np.full(n, -1, dtype=np.int64)
     parents[np.searchsorted(universe, tree_ids[has_parent])] = np.searchsorted(universe, tree_parents[has_parent])
-    ancestors = category_ancestors(universe, parents)
+    return universe, in_tree, parents, category_ancestors(universe, parents)
 
+
+def _subtree_sum(ancestors: np.ndarray, direct: np.ndarray) -> np.ndarray:
+    """Per category, the sum of ``direct`` over it and every category below it."""
+    total = np.zeros(ancestors.shape[1], dtype=np.int64)
+    for level in ancestors:
+        ok = level >= 0
+        np.add.at(total, level[ok], direct[ok])
+    return total
+
+
+def _distinct_members(ancestors: np.ndarray, groups: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct members of each category itself, of its whole subtree): ``groups`` are category
+    codes, ``members`` dense codes, one pair per row."""
+    n = ancestors.shape[1]
+    if len(groups) == 0:
+        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    width = int(members.max()) + 1
+    pairs = unique(groups * width + members)  # distinct (category, member) first: far fewer
+    own, member = pairs // width, pairs % width
+    direct = count(own, n)
+    # A member of one category only (most visitors, nearly all items) is one of each of its
+    # ancestors' distinct members: a subtree sum counts those. Only members of several
+    # categories can reach an ancestor twice; their (ancestor, member) pairs are made distinct.
+    alone = np.bincount(member, minlength=width)[member] == 1
+    total = _subtree_sum(ancestors, count(own[alone], n))
+    own, member = own[~alone], member[~alone]
+    lifted = [np.column_stack([level[own], member])[level[own] >= 0] for level in ancestors]
+    stacked = np.concatenate(lifted)
+    return direct, total + distinct_count(stacked[:, 0], stacked[:, 1], n)
+
+
+# The columns of categories that add up over visitor shards, per category code.
+CATEGORY_COUNTS = ("events", "views", "addtocarts", "transactions", "purchased_views", "visitors", "buyers",
+                   "subtree_visitors", "subtree_viewers", "subtree_buyers")
+
+
+def _category_event_counts(enriched: pa.Table, universe: np.ndarray, ancestors: np.ndarray
+                           ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(``CATEGORY_COUNTS`` per category of ``universe``, which holds every ``categoryid`` of the
+    events; the category code and the itemid of each event with a category)."""
+    n = len(universe)
+    event_category, events = int_column(enriched, "categoryid")
+    cat = _positions(universe, event_category[events])
+    codes = event_codes(enriched)[events]
+    visitor = hashed_codes(enriched.column("visitorid").to_numpy()[events])
+    buy, view = codes == TRANSACTION, codes == VIEW
+    visitors, subtree_visitors = _distinct_members(ancestors, cat, visitor)
+    _, subtree_viewers = _distinct_members(ancestors, cat[view], visitor[view])
+    buyers, subtree_buyers = _distinct_members(ancestors, cat[buy], visitor[buy])
+    counts = {
+        "events": count(cat, n),
+        "views": count(cat[view], n),
+        "addtocarts": count(cat[codes == ADDTOCART], n),
+        "transactions": count(cat[buy], n),
+        "purchased_views": count(cat, n, weights=_purchased_views(enriched)[events]),
+        "visitors": visitors,
+        "buyers": buyers,
+        "subtree_visitors": subtree_visitors,
+        "subtree_viewers": subtree_viewers,
+        "subtree_buyers": subtree_buyers,
+    }
+    return counts, cat, enriched.column("itemid").to_numpy()[events].astype(np.int64)
+
+
+def _categories_table(universe: np.ndarray, in_tree: np.ndarray, parents: np.ndarray, ancestors: np.ndarray,
+                      counts: dict[str, np.ndarray]) -> pa.Table:
+    """The categories table from the structure (``_category_structure``) and the counts of each
+    category: ``CATEGORY_COUNTS``, ``items`` and ``subtree_items``."""
+    n = len(universe)
     # depth and root: hops to the top of the walk, for categories in the tree or named as a parent
     has_level = ancestors >= 0
     hops = has_level.sum(axis=0) - 1
@@ -208,50 +349,10 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
     named_parent = np.zeros(n, dtype=bool)
     named_parent[parents[parents >= 0]] = True
     placed = in_tree | named_parent
-
-    # events of each category itself, by dense code
-    events = has_category
-    cat = _positions(universe, event_category[events])
-    codes = event_codes(enriched)[events]
-    visitor = hashed_codes(enriched.column("visitorid").to_numpy()[events])
-    item = hashed_codes(enriched.column("itemid").to_numpy()[events])
-    purchased = _purchased_views(enriched)[events]
-
-    def subtree_sum(direct: np.ndarray) -> np.ndarray:
-        total = np.zeros(n, dtype=np.int64)
-        for level in ancestors:
-            ok = level >= 0
-            np.add.at(total, level[ok], direct[ok])
-        return total
-
-    def distinct_members(groups: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(distinct members of each category itself, of its whole subtree)."""
-        if len(groups) == 0:
-            return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        width = int(members.max()) + 1
-        pairs = unique(groups * width + members)  # distinct (category, member) first: far fewer
-        own, member = pairs // width, pairs % width
-        direct = count(own, n)
-        # A member of one category only (most visitors, nearly all items) is one of each of its
-        # ancestors' distinct members: a subtree sum counts those. Only members of several
-        # categories can reach an ancestor twice; their (ancestor, member) pairs are made distinct.
-        alone = np.bincount(member, minlength=width)[member] == 1
-        total = subtree_sum(count(own[alone], n))
-        own, member = own[~alone], member[~alone]
-        lifted = [np.column_stack([level[own], member])[level[own] >= 0] for level in ancestors]
-        stacked = np.concatenate(lifted)
-        return direct, total + distinct_count(stacked[:, 0], stacked[:, 1], n)
-
-    def of_type(code: int) -> np.ndarray:
-        return count(cat[codes == code], n)
-
-    buy, view = codes == TRANSACTION, codes == VIEW
-    views, purchased_views = of_type(VIEW), count(cat, n, weights=purchased)
-    subtree_views, subtree_purchased = subtree_sum(views), subtree_sum(purchased_views)
-    items, subtree_items = distinct_members(cat, item)
-    visitors, subtree_visitors = distinct_members(cat, visitor)
-    _, subtree_viewers = distinct_members(cat[view], visitor[view])
-    buyers, subtree_buyers = distinct_members(cat[buy], visitor[buy])
+    views, purchased_views = counts["views"], counts["purchased_views"]
+    subtree_views, subtree_purchased = _subtree_sum(ancestors, views), _subtree_sum(ancestors, purchased_views)
+    subtree_visitors, subtree_viewers = counts["subtree_visitors"], counts["subtree_viewers"]
+    subtree_buyers = counts["subtree_buyers"]
     paths = pa.array(category_paths(universe, ancestors), pa.string())
     return pa.table(
         {
@@ -263,18 +364,18 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
             "depth": nullable(hops, placed),
             "in_tree": pa.array(in_tree.astype(np.int64)),
             "children": count(parents[parents >= 0], n),
-            "items": items,
-            "events": count(cat, n),
+            "items": counts["items"],
+            "events": counts["events"],
             "views": views,
-            "addtocarts": of_type(ADDTOCART),
-            "transactions": of_type(TRANSACTION),
-            "visitors": visitors,
-            "buyers": buyers,
-            "subtree_items": subtree_items,
-            "subtree_events": subtree_sum(count(cat, n)),
+            "addtocarts": counts["addtocarts"],
+            "transactions": counts["transactions"],
+            "visitors": counts["visitors"],
+            "buyers": counts["buyers"],
+            "subtree_items": counts["subtree_items"],
+            "subtree_events": _subtree_sum(ancestors, counts["events"]),
             "subtree_views": subtree_views,
-            "subtree_addtocarts": subtree_sum(of_type(ADDTOCART)),
-            "subtree_transactions": subtree_sum(of_type(TRANSACTION)),
+            "subtree_addtocarts": _subtree_sum(ancestors, counts["addtocarts"]),
+            "subtree_transactions": _subtree_sum(ancestors, counts["transactions"]),
             "subtree_visitors": subtree_visitors,
             "subtree_viewers": subtree_viewers,
             "subtree_buyers": subtree_buyers,
@@ -284,6 +385,49 @@ def categories(enriched: pa.Table, tree: pa.Table, item_categoryids: np.ndarray 
             "subtree_purchased_view_rate": rate(subtree_purchased, subtree_views),
         }
     )
+
+
+def categories_partial(enriched: pa.Table, tree: pa.Table) -> dict[str, pa.Table]:
+    """The categories table's numbers of some visitors (each visitor's events all in
+    ``enriched``): ``categories``, a row per category with events itself or below it, its
+    ``CATEGORY_COUNTS`` (distinct visitors add up over visitor shards); ``category_items``, the
+    distinct (``categoryid``, ``itemid``) of the events (distinct items do not add up: they are
+    de-duplicated in ``categories_combine``)."""
+    event_category, has_category = int_column(enriched, "categoryid")
+    universe, _, _, ancestors = _category_structure(tree, event_category[has_category], None)
+    counts, cat, item = _category_event_counts(enriched, universe, ancestors)
+    kept = (counts["events"] > 0) | (counts["subtree_visitors"] > 0)
+    pairs = pd.DataFrame({"categoryid": universe[cat], "itemid": item}).drop_duplicates()
+    return {
+        "categories": pa.table({"categoryid": pa.array(universe[kept], pa.int64()),
+                                **{name: pa.array(counts[name][kept], pa.int64()) for name in CATEGORY_COUNTS}}),
+        "category_items": pa.table({"categoryid": pa.array(pairs["categoryid"].to_numpy(), pa.int64()),
+                                    "itemid": pa.array(pairs["itemid"].to_numpy(), pa.int64())}),
+    }
+
+
+def categories_combine(partials: Sequence[pa.Table], item_partials: Sequence[pa.Table], tree: pa.Table,
+                       item_categoryids: np.ndarray | None = None) -> pa.Table:
+    """``categories`` from the partials of all shards (``categories_partial``: ``partials`` its
+    ``categories``, ``item_partials`` its ``category_items``), the tree and the items'
+    categories now; one shard's partials in memory at a time, besides the result."""
+    with_events = [p.filter(pc.greater(p.column("events"), 0)).column("categoryid").to_numpy() for p in partials]
+    universe, in_tree, parents, ancestors = _category_structure(
+        tree, np.concatenate(with_events) if with_events else np.zeros(0, np.int64), item_categoryids)
+    n = len(universe)
+    counts = {name: np.zeros(n, dtype=np.int64) for name in CATEGORY_COUNTS}
+    for part in partials:
+        at = _positions(universe, part.column("categoryid").to_numpy())
+        for name in CATEGORY_COUNTS:
+            counts[name][at] += part.column(name).to_numpy()  # (a category once per partial)
+    pairs = pd.DataFrame({"cat": np.zeros(0, np.int64), "itemid": np.zeros(0, np.int64)})
+    for part in item_partials:
+        more = pd.DataFrame({"cat": _positions(universe, part.column("categoryid").to_numpy()),
+                             "itemid": part.column("itemid").to_numpy()})
+        pairs = pd.concat([pairs, more], ignore_index=True).drop_duplicates()
+    counts["items"], counts["subtree_items"] = _distinct_members(
+        ancestors, pairs["cat"].to_numpy(np.int64), hashed_codes(pairs["itemid"].to_numpy(np.int64)))
+    return _categories_table(universe, in_tree, parents, ancestors, counts)
 
 
 # ------------------------------------------------------------------ per item
@@ -306,8 +450,19 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
     """
     event_item = enriched.column("itemid").to_numpy().astype(np.int64)
     universe = np.sort(unique(np.concatenate([event_item, np.asarray(catalogue_itemids, dtype=np.int64)])))
+    return _items_table(universe, _item_event_counts(enriched, universe), categories_table, snapshots, history)
+
+
+# The columns of items that add up over visitor shards; and the first and last event time.
+ITEM_COUNTS = ("views", "addtocarts", "transactions", "viewers", "carters", "buyers", "visitors", "events",
+               "purchased_views", "views_while_unavailable")
+
+
+def _item_event_counts(enriched: pa.Table, universe: np.ndarray) -> dict[str, np.ndarray]:
+    """Per item of ``universe`` (sorted, holding every itemid of the events): ``ITEM_COUNTS``,
+    and ``first_time`` and ``last_time`` (0 for an item without events)."""
     n = len(universe)
-    item = _positions(universe, event_item)
+    item = _positions(universe, enriched.column("itemid").to_numpy().astype(np.int64))
     codes = event_codes(enriched)
     visitor = hashed_codes(enriched.column("visitorid").to_numpy())
     time = enriched.column("timestamp_ms").to_numpy()
@@ -326,15 +481,35 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
     def distinct_of(code: int) -> np.ndarray:
         return count(pairs_of[type_of == code] // width, n)
 
-    views, events = per_type(VIEW), count(item, n)
-    viewers, buyers = distinct_of(VIEW), distinct_of(TRANSACTION)
-    purchased_views = count(item, n, weights=purchased)
-    has_events = events > 0
     first_time, last_time = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     if len(item):
         frame = pd.Series(time).groupby(item)
         first_time[frame.min().index.to_numpy()] = frame.min().to_numpy()
         last_time[frame.max().index.to_numpy()] = frame.max().to_numpy()
+    return {
+        "views": per_type(VIEW),
+        "addtocarts": per_type(ADDTOCART),
+        "transactions": per_type(TRANSACTION),
+        "viewers": distinct_of(VIEW),
+        "carters": distinct_of(ADDTOCART),
+        "buyers": distinct_of(TRANSACTION),
+        "visitors": count(unique(pairs_of) // width, n),
+        "events": count(item, n),
+        "purchased_views": count(item, n, weights=purchased),
+        "views_while_unavailable": count(item[(codes == VIEW) & known & (available_then == 0)], n),
+        "first_time": first_time,
+        "last_time": last_time,
+    }
+
+
+def _items_table(universe: np.ndarray, counts: dict[str, np.ndarray], categories_table: pa.Table,
+                 snapshots: pa.Table, history: pa.Table) -> pa.Table:
+    """The items table of the items ``universe`` (sorted), from their event counts
+    (``_item_event_counts``) and the catalogue."""
+    n = len(universe)
+    views, viewers, buyers = counts["views"], counts["viewers"], counts["buyers"]
+    purchased_views = counts["purchased_views"]
+    has_events = counts["events"] > 0
 
     def now(prop: str) -> tuple[np.ndarray, np.ndarray]:
         ids, values, valid = latest_snapshot_values(snapshots, prop)
@@ -376,22 +551,56 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
             "root_categoryid": nullable(root, has_root),
             "available": nullable(available, has_available),
             "views": views,
-            "addtocarts": per_type(ADDTOCART),
-            "transactions": per_type(TRANSACTION),
+            "addtocarts": counts["addtocarts"],
+            "transactions": counts["transactions"],
             "viewers": viewers,
-            "carters": distinct_of(ADDTOCART),
+            "carters": counts["carters"],
             "buyers": buyers,
             "view_to_purchase_rate": rate(buyers, viewers),
             "purchased_view_rate": rate(purchased_views, views),
-            "visitors": count(unique(pairs_of) // width, n),
-            "events": events,
+            "visitors": counts["visitors"],
+            "events": counts["events"],
             "purchased_views": purchased_views,
-            "views_while_unavailable": count(item[(codes == VIEW) & known & (available_then == 0)], n),
+            "views_while_unavailable": counts["views_while_unavailable"],
             "category_changes": changes,
-            "first_event_time": when(first_time),
-            "last_event_time": when(last_time),
+            "first_event_time": when(counts["first_time"]),
+            "last_event_time": when(counts["last_time"]),
         }
     )
+
+
+def items_partial(enriched: pa.Table) -> pa.Table:
+    """The items table's numbers of some visitors (each visitor's events all in ``enriched``):
+    a row per ``itemid`` of the events, its ``ITEM_COUNTS`` (distinct visitors add up over
+    visitor shards), ``first_time`` and ``last_time`` (ms)."""
+    universe = np.sort(unique(enriched.column("itemid").to_numpy()))
+    counts = _item_event_counts(enriched, universe)
+    return pa.table({"itemid": pa.array(universe, pa.int64()),
+                     **{name: pa.array(values, pa.int64()) for name, values in counts.items()}})
+
+
+def items_combine(partials: Sequence[pa.Table], categories_table: pa.Table, snapshots: pa.Table,
+                  catalogue_itemids: np.ndarray, history: pa.Table) -> pa.Table:
+    """``items`` from the partials of all shards (``items_partial``) and the catalogue: counts
+    summed, the earliest first and the latest last time; one shard's partial in memory at a
+    time, besides the result."""
+    universe = unique(np.asarray(catalogue_itemids, dtype=np.int64))
+    for part in partials:
+        universe = unique(np.concatenate([universe, part.column("itemid").to_numpy()]))
+    universe = np.sort(universe)
+    n = len(universe)
+    counts = {name: np.zeros(n, dtype=np.int64) for name in ITEM_COUNTS}
+    limits = np.iinfo(np.int64)
+    first, last = np.full(n, limits.max, dtype=np.int64), np.full(n, limits.min, dtype=np.int64)
+    for part in partials:
+        at = _positions(universe, part.column("itemid").to_numpy())
+        for name in ITEM_COUNTS:
+            counts[name][at] += part.column(name).to_numpy()
+        first[at] = np.minimum(first[at], part.column("first_time").to_numpy())  # (an item once per partial)
+        last[at] = np.maximum(last[at], part.column("last_time").to_numpy())
+    has_events = counts["events"] > 0
+    counts["first_time"], counts["last_time"] = np.where(has_events, first, 0), np.where(has_events, last, 0)
+    return _items_table(universe, counts, categories_table, snapshots, history)
 
 
 # ------------------------------------------------------------------ per hour of the day
@@ -403,31 +612,68 @@ def hour_of_day_profile(enriched: pa.Table) -> pa.Table:
     ``avg_events_per_day`` divides by the number of calendar days from the first event's date
     to the last's, inclusive. ``visitors`` / ``buyers`` are distinct over the whole period.
     """
+    counts, first_ms, last_ms = _hour_of_day_counts(enriched)
+    return _hour_of_day_table(counts, first_ms, last_ms)
+
+
+HOUR_OF_DAY_COUNTS = ("events", "views", "addtocarts", "transactions", "visitors", "buyers", "purchased_views")
+
+
+def _hour_of_day_counts(enriched: pa.Table) -> tuple[dict[str, np.ndarray], int | None, int | None]:
+    """(the counts of each hour of the day, ``HOUR_OF_DAY_COUNTS``; the first and last event
+    time, None without events)."""
     time = enriched.column("timestamp_ms").to_numpy()
     hour = (hour_index(time) % 24).astype(np.int64)
     codes = event_codes(enriched)
     visitor = hashed_codes(enriched.column("visitorid").to_numpy())
-    purchased = _purchased_views(enriched)
-    days = int(day_index(time.max()) - day_index(time.min()) + 1) if len(time) else 0
-    events = count(hour, 24)
-    views = count(hour[codes == VIEW], 24)
-    purchased_views = count(hour, 24, weights=purchased)
-    visitors = distinct_count(hour, visitor, 24)
     buy = codes == TRANSACTION
-    buyers = distinct_count(hour[buy], visitor[buy], 24)
+    counts = {
+        "events": count(hour, 24),
+        "views": count(hour[codes == VIEW], 24),
+        "addtocarts": count(hour[codes == ADDTOCART], 24),
+        "transactions": count(hour[buy], 24),
+        "visitors": distinct_count(hour, visitor, 24),
+        "buyers": distinct_count(hour[buy], visitor[buy], 24),
+        "purchased_views": count(hour, 24, weights=_purchased_views(enriched)),
+    }
+    return counts, (int(time.min()) if len(time) else None), (int(time.max()) if len(time) else None)
+
+
+def _hour_of_day_table(counts: dict[str, np.ndarray], first_ms: int | None, last_ms: int | None) -> pa.Table:
+    events, views, purchased_views = counts["events"], counts["views"], counts["purchased_views"]
+    visitors, buyers = counts["visitors"], counts["buyers"]
+    days = int(day_index(last_ms) - day_index(first_ms) + 1) if first_ms is not None else 0
     return pa.table(
         {
             "hour_of_day": pa.array(np.arange(24, dtype=np.int64)),
             "events": events,
             "views": views,
-            "addtocarts": count(hour[codes == ADDTOCART], 24),
-            "transactions": count(hour[buy], 24),
+            "addtocarts": counts["addtocarts"],
+            "transactions": counts["transactions"],
             "visitors": visitors,
             "buyers": buyers,
             "avg_events_per_day": rate(events, np.full(24, days)),
-            "share_of_events": rate(events, np.full(24, len(time))),
+            "share_of_events": rate(events, np.full(24, int(events.sum()))),
             "purchased_views": purchased_views,
             "purchased_view_rate": rate(purchased_views, views),
             "visitor_to_buyer_rate": rate(buyers, visitors),
         }
     )
+
+
+def hour_of_day_profile_partial(enriched: pa.Table) -> pa.Table:
+    """``hour_of_day_profile``'s counts of some visitors (each visitor's events all in
+    ``enriched``): 24 rows, ``HOUR_OF_DAY_COUNTS``, and the first and last event time
+    (``first_ms``, ``last_ms``, the same on every row; NULL without events)."""
+    counts, first_ms, last_ms = _hour_of_day_counts(enriched)
+    return pa.table({**{name: pa.array(values, pa.int64()) for name, values in counts.items()},
+                     "first_ms": pa.array([first_ms] * 24, pa.int64()),
+                     "last_ms": pa.array([last_ms] * 24, pa.int64())})
+
+
+def hour_of_day_profile_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``hour_of_day_profile`` from the partials of all shards (``hour_of_day_profile_partial``)."""
+    counts = {name: np.sum([p.column(name).to_numpy() for p in partials], axis=0).astype(np.int64)
+              for name in HOUR_OF_DAY_COUNTS}
+    rows = pa.concat_tables(list(partials))
+    return _hour_of_day_table(counts, pc.min(rows.column("first_ms")).as_py(), pc.max(rows.column("last_ms")).as_py())

@@ -6,6 +6,8 @@ Computed from the ``sessions`` table (``aggregates.sessions``), whose ``abandone
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -69,6 +71,39 @@ def daily_cart_abandonment(sessions: pa.Table) -> pa.Table:
             "abandonment_rate": rate(abandoned_sessions, cart_sessions),
             "recovered_sessions": pa.array(recovered_sessions),
             "recovery_rate": rate(recovered_sessions, abandoned_sessions),
+        },
+        schema=DAILY_CART_ABANDONMENT_SCHEMA,
+    )
+
+
+CART_COUNTS = ("cart_sessions", "abandoned_sessions", "recovered_sessions")
+
+
+def daily_cart_abandonment_partial(sessions: pa.Table) -> pa.Table:
+    """``daily_cart_abandonment``'s counts of some visitors' sessions (each visitor's sessions
+    all in ``sessions``; ``recovered`` looks only at the visitor's own): ``date`` and
+    ``CART_COUNTS``, one row per date with a cart session."""
+    return daily_cart_abandonment(sessions).select(["date", *CART_COUNTS])
+
+
+def daily_cart_abandonment_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``daily_cart_abandonment`` from the partials of all shards
+    (``daily_cart_abandonment_partial``): counts summed per date, rates from the sums."""
+    rows = pa.concat_tables(list(partials))
+    if rows.num_rows == 0:
+        return DAILY_CART_ABANDONMENT_SCHEMA.empty_table()
+    grouped = rows.group_by(["date"], use_threads=False).aggregate([(name, "sum") for name in CART_COUNTS])
+    dates = grouped.column("date").to_pylist()
+    order = pa.array(_date_order(dates), pa.int64())
+    cart, abandoned, recovered = (grouped.column(f"{name}_sum").take(order).to_numpy() for name in CART_COUNTS)
+    return pa.table(
+        {
+            "date": grouped.column("date").take(order),
+            "cart_sessions": pa.array(cart),
+            "abandoned_sessions": pa.array(abandoned),
+            "abandonment_rate": rate(abandoned, cart),
+            "recovered_sessions": pa.array(recovered),
+            "recovery_rate": rate(recovered, abandoned),
         },
         schema=DAILY_CART_ABANDONMENT_SCHEMA,
     )

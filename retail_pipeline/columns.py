@@ -5,6 +5,8 @@ NULL where the divisor is 0, nullable integers)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -71,3 +73,22 @@ def rate(numerator: np.ndarray, denominator: np.ndarray) -> pa.Array:
 def nullable(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     """An int64 column of ``values``, NULL where ``valid`` is False."""
     return pa.array(np.where(valid, values, 0).astype(np.int64), pa.int64(), mask=~valid)
+
+
+def sum_by(parts: Sequence[pa.Table], keys: list[str]) -> pa.Table:
+    """The rows of ``parts`` (tables of one schema: the ``keys`` columns, then int64 counts), one
+    per distinct key, each count summed over the rows of that key; sorted by the keys (ascending,
+    NULL first, as SQLite orders). How per-shard counts of a table are added up."""
+    table = pa.concat_tables(list(parts))
+    values = [name for name in table.column_names if name not in keys]
+    grouped = table.group_by(keys, use_threads=False).aggregate([(name, "sum") for name in values])
+    if grouped.num_rows == 0:
+        return table.slice(0, 0)
+    order = []  # lexsort: the last key sorts first; a NULL sorts before every value
+    for key in reversed(keys):
+        column = grouped.column(key).combine_chunks()
+        valid = np.asarray(column.is_valid()) if column.null_count else np.ones(len(column), dtype=bool)
+        order += [column.fill_null(0).to_numpy(zero_copy_only=False) if column.null_count else column.to_numpy(), valid]
+    rows = pa.array(np.lexsort(order), pa.int64())
+    return pa.table({name: grouped.column(name if name in keys else f"{name}_sum").take(rows)
+                     for name in table.column_names})

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .columns import ADDTOCART, TRANSACTION, VIEW, distinct_count, event_codes, hashed_codes, rate
 from .quality import in_expected_range
@@ -31,6 +34,19 @@ def weekday_hour_profile(enriched: pa.Table) -> pa.Table:
 
     Reads ``timestamp_ms``, ``visitorid`` and ``event`` of ``events_enriched``.
     """
+    counts, first_day, last_day = _weekday_hour_counts(enriched)
+    return _weekday_hour_table(counts, first_day, last_day)
+
+
+# The per-slot numbers of weekday_hour_profile that add up over visitor shards: ``visitor_days``
+# and ``buyer_days`` are the sums over dates of the slot's distinct visitors (buyers) that date.
+WEEKDAY_HOUR_COUNTS = ("events", "views", "addtocarts", "transactions", "visitors", "buyers", "visitor_days",
+                       "buyer_days")
+
+
+def _weekday_hour_counts(enriched: pa.Table) -> tuple[dict[str, np.ndarray], int | None, int | None]:
+    """(``WEEKDAY_HOUR_COUNTS`` of each of the 168 slots; the first and last date, as day
+    indexes, of the events in the expected range, None without any)."""
     time = enriched.column("timestamp_ms").to_numpy()
     kept = in_expected_range(time)
     time = time[kept]
@@ -39,12 +55,6 @@ def weekday_hour_profile(enriched: pa.Table) -> pa.Table:
     day = day_index(time)
     hour = hour_index(time)
     slot = (iso_weekday(day) - 1) * 24 + hour % 24
-
-    days = np.zeros(SLOTS, dtype=np.int64)
-    if len(time):
-        first_day = int(day.min())
-        per_weekday = np.bincount(iso_weekday(np.arange(first_day, int(day.max()) + 1)) - 1, minlength=7)
-        days = np.repeat(per_weekday, 24).astype(np.int64)
 
     def count(mask: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(slot if mask is None else slot[mask], minlength=SLOTS).astype(np.int64)
@@ -68,18 +78,48 @@ def weekday_hour_profile(enriched: pa.Table) -> pa.Table:
         "transactions": count(buy),
         "visitors": distinct_count(slot, visitor, SLOTS),
         "buyers": distinct_count(slot[buy], visitor[buy], SLOTS),
+        "visitor_days": per_date_distinct(),
+        "buyer_days": per_date_distinct(buy),
     }
-    visitor_days = {"visitors": per_date_distinct(), "buyers": per_date_distinct(buy)}
+    return counts, (int(day.min()) if len(time) else None), (int(day.max()) if len(time) else None)
+
+
+def _weekday_hour_table(counts: dict[str, np.ndarray], first_day: int | None, last_day: int | None) -> pa.Table:
+    days = np.zeros(SLOTS, dtype=np.int64)
+    if first_day is not None:
+        per_weekday = np.bincount(iso_weekday(np.arange(first_day, last_day + 1)) - 1, minlength=7)
+        days = np.repeat(per_weekday, 24).astype(np.int64)
     weekday = np.repeat(np.arange(1, 8, dtype=np.int64), 24)
     columns = {
         "weekday": pa.array(weekday),
         "weekday_name": pa.array([WEEKDAY_NAMES[w - 1] for w in weekday.tolist()], pa.string()),
         "hour_of_day": pa.array(np.tile(np.arange(24, dtype=np.int64), 7)),
         "days": pa.array(days),
-        **{name: pa.array(values) for name, values in counts.items()},
+        **{name: pa.array(counts[name]) for name in ("events", "views", "addtocarts", "transactions", "visitors",
+                                                     "buyers")},
     }
     for name in ("events", "views", "addtocarts", "transactions"):
         columns[f"avg_{name}_per_day"] = rate(counts[name], days)
-    for name in ("visitors", "buyers"):
-        columns[f"avg_{name}_per_day"] = rate(visitor_days[name], days)
+    for name, summed in (("visitors", "visitor_days"), ("buyers", "buyer_days")):
+        columns[f"avg_{name}_per_day"] = rate(counts[summed], days)
     return pa.table(columns)
+
+
+def weekday_hour_profile_partial(enriched: pa.Table) -> pa.Table:
+    """``weekday_hour_profile``'s numbers of some visitors (each visitor's events all in
+    ``enriched``): 168 rows in slot order, ``WEEKDAY_HOUR_COUNTS``, and the first and last date
+    (day index) of their events in the expected range (``first_day``, ``last_day``, the same on
+    every row; NULL without any)."""
+    counts, first_day, last_day = _weekday_hour_counts(enriched)
+    return pa.table({**{name: pa.array(values, pa.int64()) for name, values in counts.items()},
+                     "first_day": pa.array([first_day] * SLOTS, pa.int64()),
+                     "last_day": pa.array([last_day] * SLOTS, pa.int64())})
+
+
+def weekday_hour_profile_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``weekday_hour_profile`` from the partials of all shards (``weekday_hour_profile_partial``)."""
+    counts = {name: np.sum([p.column(name).to_numpy() for p in partials], axis=0).astype(np.int64)
+              for name in WEEKDAY_HOUR_COUNTS}
+    rows = pa.concat_tables(list(partials))
+    return _weekday_hour_table(counts, pc.min(rows.column("first_day")).as_py(),
+                               pc.max(rows.column("last_day")).as_py())

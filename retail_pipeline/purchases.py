@@ -8,6 +8,8 @@ the first addtocart of each pair come from one sort of those rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -161,3 +163,18 @@ def purchase_timing_summary(purchase_timing: pa.Table) -> pa.Table:
         rank = np.maximum((p * sizes + 99) // 100, 1)
         columns[column] = pa.array(values[starts + rank - 1], pa.float64())
     return pa.table(columns, schema=PURCHASE_TIMING_SUMMARY_SCHEMA)
+
+
+def purchase_timing_partial(enriched: pa.Table) -> pa.Table:
+    """``purchase_timing`` of some visitors (each visitor's events all in ``enriched``): the
+    table itself, as a purchase's row needs only its visitor's events."""
+    return purchase_timing(enriched)
+
+
+def purchase_timing_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``purchase_timing`` from the partials of all shards: their rows in (visitorid, time,
+    source_line) order. Each partial is in that order and a visitor's rows are all in one, so
+    a stable sort by visitorid merges them."""
+    rows = pa.concat_tables(list(partials)).combine_chunks() if partials else PURCHASE_TIMING_SCHEMA.empty_table()
+    order = np.argsort(rows.column("visitorid").to_numpy(), kind="stable")
+    return rows.take(pa.array(order, pa.int64()))

@@ -7,12 +7,14 @@ Vectorised like ``analytics``: visitor ids are factorised into dense codes, coun
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .columns import ADDTOCART, TRANSACTION, VIEW, distinct_count, event_codes, hashed_codes, rate, unique
+from .columns import ADDTOCART, TRANSACTION, VIEW, distinct_count, event_codes, hashed_codes, rate, sum_by, unique
 from .quality import in_expected_range
 from .timefmt import day_index, format_days, format_event_time
 
@@ -214,6 +216,78 @@ def cohort_retention(enriched: pa.Table) -> pa.Table:
     visitors_col = size[row_cohort]
     active = per_cell(None)
     buyers = per_cell(is_buy)
+    return pa.table(
+        {
+            "cohort_week": pc.take(format_days(cohort_weeks * 7 - 3), pa.array(row_cohort)),
+            "week_number": pa.array(np.arange(total, dtype=np.int64) - offsets[row_cohort]),
+            "visitors": pa.array(visitors_col),
+            "active_visitors": pa.array(active),
+            "buyers": pa.array(buyers),
+            "retention_rate": rate(active, visitors_col),
+            "purchase_rate": rate(buyers, visitors_col),
+        },
+        schema=COHORT_RETENTION_SCHEMA,
+    )
+
+
+COHORT_CELLS_SCHEMA = pa.schema([("cohort_week", pa.int64()), ("week", pa.int64()), ("active_visitors", pa.int64()),
+                                 ("buyers", pa.int64())])
+
+
+def cohort_retention_partial(enriched: pa.Table) -> pa.Table:
+    """``cohort_retention``'s cells of some visitors (each visitor's events all in ``enriched``):
+    one row per (``cohort_week``, ``week``) (week indexes, ``monday_week``) with an active
+    visitor, its distinct ``active_visitors`` and ``buyers``; a cohort's size is its active
+    visitors in its own week. Distinct visitors add up over visitor shards."""
+    time = enriched.column("timestamp_ms").to_numpy()
+    keep = in_expected_range(time)
+    if not keep.any():
+        return COHORT_CELLS_SCHEMA.empty_table()
+    week = monday_week(time[keep])
+    visitor, ids = visitor_codes(enriched.column("visitorid").to_numpy()[keep], sort=False)
+    is_buy = event_codes(enriched)[keep] == TRANSACTION
+    first_week = _extreme(week, visitor, len(ids), np.minimum)
+    earliest = int(first_week.min())
+    span = int(week.max()) - earliest + 1
+
+    def cells(rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(the cells, as (cohort - earliest) * span + (week - earliest), sorted; the distinct visitors of each)."""
+        v, w = (visitor, week) if rows is None else (visitor[rows], week[rows])
+        pairs = unique(v * span + (w - earliest))
+        v, w = pairs // span, pairs % span
+        return np.unique((first_week[v] - earliest) * span + w, return_counts=True)
+
+    keys, active = cells(None)
+    buy_keys, buyers = cells(is_buy)
+    buyers_of_cell = np.zeros(len(keys), dtype=np.int64)
+    buyers_of_cell[np.searchsorted(keys, buy_keys)] = buyers  # a buyer's cell is an active one
+    cohort, week_of_cell = np.divmod(keys, span)
+    return pa.table({"cohort_week": pa.array(cohort + earliest, pa.int64()),
+                     "week": pa.array(week_of_cell + earliest, pa.int64()),
+                     "active_visitors": pa.array(active.astype(np.int64)),
+                     "buyers": pa.array(buyers_of_cell)}, schema=COHORT_CELLS_SCHEMA)
+
+
+def cohort_retention_combine(partials: Sequence[pa.Table]) -> pa.Table:
+    """``cohort_retention`` from the partials of all shards (``cohort_retention_partial``): the
+    cells summed, every week of every cohort up to the last week present, rates from the sums."""
+    cells = sum_by(partials, ["cohort_week", "week"])
+    if cells.num_rows == 0:
+        return COHORT_RETENTION_SCHEMA.empty_table()
+    cell_cohort, cell_week = cells.column("cohort_week").to_numpy(), cells.column("week").to_numpy()
+    cohort_weeks, cohort = np.unique(cell_cohort, return_inverse=True)
+    own_week = cell_week == cell_cohort
+    size = np.zeros(len(cohort_weeks), dtype=np.int64)
+    size[cohort[own_week]] = cells.column("active_visitors").to_numpy()[own_week]
+    last_week = int(cell_week.max())
+    lengths = (last_week - cohort_weeks + 1).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(offsets[-1])
+    at = offsets[cohort] + (cell_week - cell_cohort)
+    active, buyers = np.zeros(total, dtype=np.int64), np.zeros(total, dtype=np.int64)
+    active[at], buyers[at] = cells.column("active_visitors").to_numpy(), cells.column("buyers").to_numpy()
+    row_cohort = np.repeat(np.arange(len(cohort_weeks)), lengths)
+    visitors_col = size[row_cohort]
     return pa.table(
         {
             "cohort_week": pc.take(format_days(cohort_weeks * 7 - 3), pa.array(row_cohort)),

@@ -26,14 +26,14 @@ from .inputs import InputFile  # noqa: E402
 from .load import LoadCategoryTree, LoadEvents, LoadItemProperties, LoadItemPropertyFile, PropertySnapshots  # noqa: E402
 from .publish import BuildCoreDatabase, PublishDatabase, RunAll, WriteItemProperties, WriteTablePart  # noqa: E402
 from .transform import DataQuality, EnrichEvents, EnrichEventsShard, RejectedRows  # noqa: E402
-from .analytics import EntityTables, EventAnalyses, HourlyTrend, PropertyHistory  # noqa: E402
+from .analytics import AnalysisPartials, EntityTables, EventAnalyses, HourlyTrend, PropertyHistory  # noqa: E402
 from . import summary  # noqa: E402
 
 summary.install()
 
 __all__ = [
     "retail", "InputFile", "LoadEvents", "LoadItemProperties", "LoadItemPropertyFile", "PropertySnapshots",
-    "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents", "EventAnalyses", "EntityTables", "PropertyHistory", "HourlyTrend", "RejectedRows", "DataQuality",
+    "LoadCategoryTree", "EnrichEventsShard", "EnrichEvents", "AnalysisPartials", "EventAnalyses", "EntityTables", "PropertyHistory", "HourlyTrend", "RejectedRows", "DataQuality",
     "WriteTablePart", "WriteItemProperties", "BuildCoreDatabase", "PublishDatabase", "RunAll",
 ]
 

@@ -1,11 +1,17 @@
 """The tables computed from events_enriched and the catalogue: the analysis tables (counts by
 hour, the daily funnels, profiles, cohorts), the entity tables ids link to (visitors, items,
-categories) with the tables about them; the item property history; the hourly trend."""
+categories) with the tables about them; the item property history; the hourly trend.
+
+The analysis and entity tables are computed in two steps: ``AnalysisPartials(shard=k)`` computes
+every table's partial result from one visitor shard's events and sessions, and ``EventAnalyses``
+and ``EntityTables`` combine the partials of all shards (with the catalogue) into the tables."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
+import luigi
 import numpy as np
 import pyarrow as pa
 
@@ -20,15 +26,114 @@ from retail_pipeline.sqlite_out import write_sqlite_part
 from .base import CRITICAL_PATH, TABLE_SUFFIX, RetailTask, load_table, save_table, table_writer, write_outputs
 from .load import LoadCategoryTree, PropertySnapshots, point_in_time_parts, property_files
 from .parts import shard_count
-from .transform import EnrichEvents, EnrichEventsShard
+from .transform import EnrichEventsShard
+
+
+class ShardSources:
+    """What one visitor shard's partial results read, each loaded once, when first asked for;
+    and the results of a partial function that makes several files at once (``once``)."""
+
+    def __init__(self, inputs: dict):
+        self._inputs, self._loaded = inputs, {}
+
+    def once(self, name: str, load: Callable[[], object]):
+        if name not in self._loaded:
+            self._loaded[name] = load()
+        return self._loaded[name]
+
+    @property
+    def events(self) -> pa.Table:
+        return self.once("events", lambda: load_table(self._inputs["shard"]["events_enriched"], columns=EVENT_COLUMNS))
+
+    @property
+    def sessions(self) -> pa.Table:
+        return self.once("sessions", lambda: load_table(self._inputs["shard"]["sessions"], columns=SESSION_COLUMNS))
+
+    @property
+    def tree(self) -> pa.Table:
+        return self.once("tree", lambda: load_table(self._inputs["categories"]["tree"]))
+
+
+def _categories_partial(s: ShardSources) -> dict[str, pa.Table]:
+    return s.once("categories_partial", lambda: analytics.categories_partial(s.events, s.tree))
+
+
+def _item_pairs_partial(s: ShardSources) -> dict[str, pa.Table]:
+    return s.once("item_pairs_partial", lambda: item_pairs.item_pairs_partial(s.events))
+
+
+# partial file -> how one shard's is computed (each function is beside its table's combine)
+PARTIALS: dict[str, Callable[[ShardSources], pa.Table]] = {
+    "event_type_counts": lambda s: aggregates.event_type_counts_partial(s.events),
+    "daily_funnel": lambda s: aggregates.daily_funnel_partial(s.events),
+    "overview": lambda s: analytics.overview_partial(s.events),
+    "hour_of_day_profile": lambda s: analytics.hour_of_day_profile_partial(s.events),
+    "weekday_hour_profile": lambda s: profiles.weekday_hour_profile_partial(s.events),
+    "category_daily_funnel": lambda s: funnels.category_daily_funnel_partial(s.events),
+    "cohort_retention": lambda s: visitors.cohort_retention_partial(s.events),
+    "daily_cart_abandonment": lambda s: carts.daily_cart_abandonment_partial(s.sessions),
+    "categories": lambda s: _categories_partial(s)["categories"],
+    "category_items": lambda s: _categories_partial(s)["category_items"],
+    "items": lambda s: analytics.items_partial(s.events),
+    "purchase_timing": lambda s: purchases.purchase_timing_partial(s.events),
+    "item_pairs": lambda s: _item_pairs_partial(s)["item_pairs"],
+    "item_view_sessions": lambda s: _item_pairs_partial(s)["item_view_sessions"],
+}
+
+# The columns the partials read: of events_enriched (the others stay on disk), of sessions.
+EVENT_COLUMNS = ["timestamp_ms", "visitorid", "event", "itemid", "transactionid", "session_id",
+                 "view_to_purchase", "categoryid", "available", "root_categoryid", "source_line"]
+SESSION_COLUMNS = ["start_time", "abandoned_cart", "recovered"]
+
+
+class AnalysisPartials(RetailTask):
+    """The partial results of every analysis table (``PARTIALS``) for one visitor shard, from
+    that shard's enriched events and sessions (and the category tree) alone: its memory is
+    bounded by one shard, whatever the number of shards. A visitor's events and sessions are
+    all in one shard, so its distinct-visitor counts add up over the shards."""
+
+    shard = luigi.IntParameter()
+
+    def requires(self):
+        return {"shard": EnrichEventsShard(shard=self.shard), "categories": LoadCategoryTree()}
+
+    def output(self):
+        return {name: self.work_target(f"{name}-{self.shard}", TABLE_SUFFIX) for name in PARTIALS}
+
+    def run(self):
+        out = self.output()
+        shard = f"shard {self.shard + 1} of {shard_count()}"
+        sources = ShardSources(self.input())
+        written = []
+        for done, name in enumerate(PARTIALS):
+            self.step(done, len(PARTIALS) + 1, f"{shard}: partial {name}")
+            written.append((out[name], table_writer(PARTIALS[name](sources))))
+        write_outputs(written)
+        self.step(1, 1, f"{shard}: {len(PARTIALS)} partials written")
+
+
+class ShardFiles(Sequence):
+    """The tables of some table targets, one per shard, each read (memory-mapped) when asked
+    for and let go when no longer used: a combine that uses one at a time maps one file at a
+    time, whatever the number of shards."""
+
+    def __init__(self, targets: list):
+        self._targets = targets
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def __getitem__(self, k: int) -> pa.Table:
+        return load_table(self._targets[k])
 
 
 class Sources:
-    """What the analyses read, each loaded once, when first asked for; and the tables computed
-    so far (``computed``), for the tables built from others."""
+    """What the combining tasks read: the partials of every shard (``ShardFiles``); the catalogue,
+    each loaded once, when first asked for; and the tables computed so far (``computed``), for
+    the tables built from others."""
 
-    def __init__(self, inputs: dict, event_columns: list[str]):
-        self._inputs, self._event_columns, self._loaded = inputs, event_columns, {}
+    def __init__(self, inputs: dict):
+        self._inputs, self._loaded = inputs, {}
         self.computed: dict[str, pa.Table] = {}
 
     def _once(self, name: str, load: Callable[[], object]):
@@ -36,9 +141,9 @@ class Sources:
             self._loaded[name] = load()
         return self._loaded[name]
 
-    @property
-    def events(self) -> pa.Table:
-        return self._once("events", lambda: load_table(self._inputs["enriched"], columns=self._event_columns))
+    def partials(self, name: str) -> ShardFiles:
+        """The partial ``name`` of every shard, in shard order."""
+        return ShardFiles([shard[name] for shard in self._inputs["partials"]])
 
     @property
     def tree(self) -> pa.Table:
@@ -47,10 +152,6 @@ class Sources:
     @property
     def snapshots(self) -> pa.Table:
         return self._once("snapshots", lambda: load_table(self._inputs["snapshots"]))
-
-    @property
-    def sessions(self) -> pa.Table:
-        return self._once("sessions", lambda: load_table([shard["sessions"] for shard in self._inputs["shards"]]))
 
     @property
     def history(self) -> pa.Table:
@@ -71,46 +172,43 @@ class Sources:
 
 def _categories(s: Sources) -> pa.Table:
     _, values, valid = analytics.latest_snapshot_values(s.snapshots, "categoryid")
-    return analytics.categories(s.events, s.tree, values[valid])
+    return analytics.categories_combine(s.partials("categories"), s.partials("category_items"), s.tree, values[valid])
 
 
 def _purchase_timing_summary(s: Sources) -> pa.Table:
     return purchases.purchase_timing_summary(s.computed["purchase_timing"])
 
 
-# table -> how it is computed; in each task's order (a table built from others comes after them)
+# table -> how it is combined from the shards' partials (and the catalogue); in each task's
+# order (a table built from others comes after them)
 ANALYSES: dict[str, Callable[[Sources], pa.Table]] = {
-    "event_type_counts": lambda s: aggregates.event_type_counts(s.events),
-    "daily_funnel": lambda s: aggregates.daily_funnel(s.events),
-    "overview": lambda s: analytics.overview(s.events),
-    "hour_of_day_profile": lambda s: analytics.hour_of_day_profile(s.events),
-    "weekday_hour_profile": lambda s: profiles.weekday_hour_profile(s.events),
-    "category_daily_funnel": lambda s: funnels.category_daily_funnel(s.events),
-    "cohort_retention": lambda s: visitors.cohort_retention(s.events),
-    "daily_cart_abandonment": lambda s: carts.daily_cart_abandonment(s.sessions),
+    "event_type_counts": lambda s: aggregates.event_type_counts_combine(s.partials("event_type_counts")),
+    "daily_funnel": lambda s: aggregates.daily_funnel_combine(s.partials("daily_funnel")),
+    "overview": lambda s: analytics.overview_combine(s.partials("overview")),
+    "hour_of_day_profile": lambda s: analytics.hour_of_day_profile_combine(s.partials("hour_of_day_profile")),
+    "weekday_hour_profile": lambda s: profiles.weekday_hour_profile_combine(s.partials("weekday_hour_profile")),
+    "category_daily_funnel": lambda s: funnels.category_daily_funnel_combine(s.partials("category_daily_funnel")),
+    "cohort_retention": lambda s: visitors.cohort_retention_combine(s.partials("cohort_retention")),
+    "daily_cart_abandonment": lambda s: carts.daily_cart_abandonment_combine(s.partials("daily_cart_abandonment")),
     "categories": _categories,
-    "items": lambda s: analytics.items(s.events, s.computed["categories"], s.snapshots, s.catalogue_itemids,
-                                       s.history),
-    "purchase_timing": lambda s: purchases.purchase_timing(s.events),
+    "items": lambda s: analytics.items_combine(s.partials("items"), s.computed["categories"], s.snapshots,
+                                               s.catalogue_itemids, s.history),
+    "purchase_timing": lambda s: purchases.purchase_timing_combine(s.partials("purchase_timing")),
     "purchase_timing_summary": _purchase_timing_summary,
-    "item_pairs": lambda s: item_pairs.item_pairs(s.events),
+    "item_pairs": lambda s: item_pairs.item_pairs_combine(s.partials("item_pairs"),
+                                                          s.partials("item_view_sessions")),
 }
-
-# The events_enriched columns the analyses read (the others stay on disk).
-EVENT_COLUMNS = ["timestamp_ms", "visitorid", "event", "itemid", "transactionid", "session_id",
-                 "view_to_purchase", "categoryid", "available", "root_categoryid", "source_line"]
 
 
 class ComputeTables(RetailTask):
-    """Some tables of ``ANALYSES``, in one process, each written as the SQLite file publishing
-    copies in: the events are read once, and the memory one table's computation frees is reused
-    by the next. (One task per table, at full scale, touched 2.3 GB of fresh memory, which
-    costs a forked process dearly; a task more per table to write it had the publishing wait
-    for them at the end.) Two such tasks split the tables, to run side by side."""
+    """Some tables of ``ANALYSES``, combined in one process from the partials of every shard
+    (``AnalysisPartials``) and the catalogue, each written as the SQLite file publishing copies
+    in. What it holds is output-sized or catalogue-sized (one shard's partial at a time where
+    partials are catalogue-sized), never the events. Two such tasks split the tables, to run
+    side by side."""
 
     tables: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # what its tables read, of SOURCES
-    event_columns: list[str] = EVENT_COLUMNS  # what they read of events_enriched
 
     def requires(self):
         return {name: SOURCES[name]() for name in self.sources}
@@ -120,12 +218,11 @@ class ComputeTables(RetailTask):
 
     def run(self):
         out = self.output()
-        steps = len(self.tables) + 1
-        self.step(0, steps, "reading events_enriched")
-        sources = Sources(self.input(), self.event_columns)
+        steps = len(self.tables)
+        sources = Sources(self.input())
         written = []
-        for done, name in enumerate(self.tables, start=1):
-            self.step(done, steps, f"computing {name}")
+        for done, name in enumerate(self.tables):
+            self.step(done, steps, f"combining {name}")
             table = sources.computed[name] = ANALYSES[name](sources)
             written.append((out[name], lambda path, table=table, name=name: write_sqlite_part(path, TABLES[name], table)))
             self.extra_outputs(name, table, written)
@@ -141,9 +238,7 @@ class EventAnalyses(ComputeTables):
 
     tables = ("event_type_counts", "daily_funnel", "overview", "hour_of_day_profile", "weekday_hour_profile",
               "category_daily_funnel", "cohort_retention", "daily_cart_abandonment")
-    sources = ("enriched", "shards")
-    event_columns = ["timestamp_ms", "visitorid", "event", "itemid", "session_id", "view_to_purchase", "categoryid",
-                     "root_categoryid"]
+    sources = ("partials",)
 
     def output(self):
         return {**super().output(), "event_type_counts_table": self.work_target("event_type_counts", TABLE_SUFFIX)}
@@ -158,13 +253,12 @@ class EntityTables(ComputeTables):
     about them: purchase timing and its summary, items viewed together."""
 
     tables = ("categories", "items", "purchase_timing", "purchase_timing_summary", "item_pairs")
-    sources = ("enriched", "categories", "snapshots", "properties", "history")
+    sources = ("partials", "categories", "snapshots", "properties", "history")
 
 
-# What the analysis tasks may read: the tasks that make it (Sources loads it).
+# What the combining tasks may read: the tasks that make it (Sources loads it).
 SOURCES: dict[str, Callable[[], object]] = {
-    "enriched": lambda: EnrichEvents(),
-    "shards": lambda: [EnrichEventsShard(shard=k) for k in range(shard_count())],  # their sessions
+    "partials": lambda: [AnalysisPartials(shard=k) for k in range(shard_count())],
     "categories": lambda: LoadCategoryTree(),
     "snapshots": lambda: PropertySnapshots(),
     "properties": property_files,  # the catalogue's items
