@@ -532,7 +532,8 @@ def _items_table(universe: np.ndarray, counts: dict[str, np.ndarray], categories
                        pa.scalar("item, category unknown"))
 
     changes = np.zeros(n, dtype=np.int64)
-    runs = history.filter(pc.equal(history.column("property"), "categoryid")).column("itemid").to_numpy()
+    keyed = history.select(["itemid", "property"])  # (the other columns stay on disk)
+    runs = keyed.filter(pc.equal(keyed.column("property"), "categoryid")).column("itemid").to_numpy()
     if len(runs):
         run_items, run_counts = np.unique(runs.astype(np.int64), return_counts=True)
         where = _lookup(universe, run_items)

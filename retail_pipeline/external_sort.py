@@ -184,10 +184,11 @@ def _count_at_most(words: list[np.ndarray], cutoff: tuple[int, ...]) -> int:
 
 
 class _Run:
-    """A spilled run being read block by block (memory-mapped)."""
+    """A spilled run being read block by block, each block read into memory of its own (a
+    mapping would keep every page read resident until the whole run is done)."""
 
     def __init__(self, path: str | os.PathLike, names: list[str]):
-        self.reader = pa.ipc.open_file(pa.memory_map(os.fspath(path)))
+        self.reader = pa.ipc.open_file(pa.OSFile(os.fspath(path)))
         self.names, self.next_block, self.block, self.position = names, 0, None, 0
         self._load()
 

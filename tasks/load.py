@@ -83,6 +83,8 @@ class LoadEvents(RetailTask):
                            (out["rejected"], table_writer(rejected)),
                            (out["stats"], lambda path: storage.write_json(
                                path, stages.event_counts(file_counts, shard_counts)))])
+            lines = sum(f["data_lines"] for f in file_counts["files"].values())
+            self.step(1, 1, f"{lines:,} lines read into {len(split)} shards, each de-duplicated")
         finally:
             for path in split:
                 if os.path.exists(path):
