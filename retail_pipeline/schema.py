@@ -110,7 +110,10 @@ TABLES: dict[str, TableSchema] = {
             ),
             primary_key=("itemid",),
             foreign_keys=(("categoryid", C), ("root_categoryid", C)),
-            indexes=(("views",), ("addtocarts",), ("transactions",), ("category_changes",)),
+            # (a category's items in the default order, views descending, read from an index: at 10x a
+            # root category has 3.3 M items, sorting them took 2.3 s)
+            indexes=(("views",), ("addtocarts",), ("transactions",), ("category_changes",), ("categoryid", "views"),
+                     ("root_categoryid", "views")),
         ),
         TableSchema(
             "visitors",
