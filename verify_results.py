@@ -18,12 +18,11 @@ Only the standard library is used.
 
 Memory is bounded, whatever the size of the database: no check holds more than a fixed number of
 rows in Python (where a check needs Python, rows are streamed one at a time), and SQLite's own
-memory is capped
-per connection (one per lane of checks, see ``Verifier.LANES``): a page cache of ``--cache-mib``
-MiB (default 32; 4x for the integrity check's lane) for the file, which also caps each sorter of
-ORDER BY / GROUP BY, half of it for the TEMP schema, ``temp_store = FILE`` so that TEMP tables
-and the temporary b-trees of DISTINCT, IN, window partitions and the like spill to temporary
-files, and no memory map (``open_read_only``). The peak resident memory is about 0.5 GB at the
+memory is capped per connection (one per lane of checks, see ``Verifier.LANES``): a page cache of
+``--cache-mib`` MiB (default 32; 4x for the integrity check's lane) for the file, which also caps
+each sorter of ORDER BY / GROUP BY, half of it for the TEMP schema, ``temp_store = FILE`` so that
+TEMP tables and the temporary b-trees of DISTINCT, IN, window partitions and the like spill to
+temporary files, and no memory map (``open_read_only``). The peak resident memory is about 0.5 GB at the
 defaults, the same at any scale (tests/test_verify_results.py pins that it does not grow with the
 data). The scratch tables take disk space instead, in SQLite's temporary directory
 (``SQLITE_TMPDIR``, else ``TMPDIR``, else /var/tmp or /tmp): some 0.4 GB at once at full scale
