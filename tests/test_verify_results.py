@@ -264,6 +264,7 @@ def one(table: str, where: str = "1") -> str:
     return f"(SELECT min(rowid) FROM {table} WHERE {where})"
 
 
+A_VIEW, A_TRANSACTION = "event = 'view'", "event = 'transaction'"
 FIRST_EVENT = "prev_event IS NULL"
 LATER_EVENT = "prev_event IS NOT NULL"
 
@@ -286,6 +287,11 @@ CORRUPTIONS = [
     ("view_count_without_total", [f"UPDATE event_type_counts SET view = view + 1 WHERE rowid = {one('event_type_counts', 'view > 0')}"],
      "event_type_counts_totals"),
     ("view_counted_as_addtocart", [f"UPDATE event_type_counts SET view = view - 1, addtocart = addtocart + 1 WHERE rowid = {one('event_type_counts', 'view > 0')}"],
+     "event_type_counts_totals"),
+    # counted from the event_hour index, less the events outside the expected range of times
+    ("view_moved_past_the_range_in_its_hour", [f"UPDATE events_enriched SET timestamp_ms = 4102444800000 WHERE rowid = {one('events_enriched', A_VIEW)}"],
+     "event_type_counts_totals"),
+    ("transaction_without_a_time_in_its_hour", [f"UPDATE events_enriched SET timestamp_ms = NULL WHERE rowid = {one('events_enriched', A_TRANSACTION)}"],
      "event_type_counts_totals"),
     ("trend_total", [f"UPDATE hourly_trend SET total_events = total_events + 1 WHERE rowid = {one('hourly_trend', 'total_events > 0')}"],
      "hourly_trend_totals"),
