@@ -22,9 +22,9 @@ memory is capped per connection (one per lane of checks, see ``Verifier.LANES``)
 ``--cache-mib`` MiB (default 32; 4x for the integrity check's lane) for the file, which also caps
 each sorter of ORDER BY / GROUP BY, half of it for the TEMP schema, ``temp_store = FILE`` so that
 TEMP tables and the temporary b-trees of DISTINCT, IN, window partitions and the like spill to
-temporary files, and no memory map (``open_read_only``). The peak resident memory is about 0.5 GB at the
-defaults, the same at any scale (tests/test_verify_results.py pins that it does not grow with the
-data). The scratch tables take disk space instead, in SQLite's temporary directory
+temporary files, and no memory map (``open_read_only``). The peak resident memory is about
+0.5 GB at the defaults, the same at any scale (tests/test_verify_results.py pins that it does not
+grow with the data). The scratch tables take disk space instead, in SQLite's temporary directory
 (``SQLITE_TMPDIR``, else ``TMPDIR``, else /var/tmp or /tmp): some 0.4 GB at once at full scale
 (2.76 M events), growing with the data.
 """
@@ -1408,7 +1408,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", type=Path, default=None,
                         help="the published SQLite file (default: [retail] database in luigi.cfg, else data/retail.db)")
-    parser.add_argument("--timings", action="store_true", help="append each check's run time (and the CPU time of its thread)")
+    parser.add_argument("--timings", action="store_true",
+                        help="append each check's run time (and the CPU time of its thread)")
     parser.add_argument("--cache-mib", type=int, default=CACHE_MIB, metavar="MIB",
                         help=f"SQLite page cache of each of the {len(Verifier.LANES)} connections, in MiB (default"
                              f" {CACHE_MIB}; the integrity check's connection gets"
