@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import run_pipeline
 from reference import build_reference, format_date, format_hour, format_time, parse_int, utc_parts, write_sqlite
 
 REPO = Path(__file__).resolve().parent.parent
@@ -263,6 +264,7 @@ def one(table: str, where: str = "1") -> str:
     return f"(SELECT min(rowid) FROM {table} WHERE {where})"
 
 
+A_VIEW, A_TRANSACTION = "event = 'view'", "event = 'transaction'"
 FIRST_EVENT = "prev_event IS NULL"
 LATER_EVENT = "prev_event IS NOT NULL"
 
@@ -285,6 +287,11 @@ CORRUPTIONS = [
     ("view_count_without_total", [f"UPDATE event_type_counts SET view = view + 1 WHERE rowid = {one('event_type_counts', 'view > 0')}"],
      "event_type_counts_totals"),
     ("view_counted_as_addtocart", [f"UPDATE event_type_counts SET view = view - 1, addtocart = addtocart + 1 WHERE rowid = {one('event_type_counts', 'view > 0')}"],
+     "event_type_counts_totals"),
+    # counted from the event_hour index, less the events outside the expected range of times
+    ("view_moved_past_the_range_in_its_hour", [f"UPDATE events_enriched SET timestamp_ms = 4102444800000 WHERE rowid = {one('events_enriched', A_VIEW)}"],
+     "event_type_counts_totals"),
+    ("transaction_without_a_time_in_its_hour", [f"UPDATE events_enriched SET timestamp_ms = NULL WHERE rowid = {one('events_enriched', A_TRANSACTION)}"],
      "event_type_counts_totals"),
     ("trend_total", [f"UPDATE hourly_trend SET total_events = total_events + 1 WHERE rowid = {one('hourly_trend', 'total_events > 0')}"],
      "hourly_trend_totals"),
@@ -576,3 +583,63 @@ def test_sql_integer_reading_agrees_with_the_reference(text):
     finally:
         connection.close()
     assert got == parse_int(text)
+
+
+# --- Bounded memory: what verify_results.py holds does not grow with the database ----------------
+
+
+def test_connections_keep_temporary_data_on_disk_and_map_nothing(good_database):
+    """The settings that bound the memory: page caches of a fixed size (the TEMP schema's half the
+    file's), TEMP tables and temporary b-trees in files, no memory-mapped pages of the database."""
+    connection = verify_results.open_read_only(good_database, cache_mib=8)
+    try:
+        settings = {pragma: connection.execute(f"PRAGMA {pragma}").fetchone()[0]
+                    for pragma in ("temp_store", "main.cache_size", "temp.cache_size", "mmap_size")}
+    finally:
+        connection.close()
+    assert settings == {"temp_store": 1, "main.cache_size": -8 * 1024, "temp.cache_size": -4 * 1024,
+                        "mmap_size": 0}
+
+
+PEAK_MEMORY = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as stop:
+    code = stop.code
+else:
+    code = 0
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print("VmHWM", status["VmHWM"].split()[0], file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def peak_kib(database: Path, *args) -> int:
+    """The peak resident memory (VmHWM, KiB) of a whole verify_results.py run that passes."""
+    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY, str(VERIFY), "--database", str(database), *args],
+                            capture_output=True, text=True, timeout=600)
+    assert_all_pass(result)
+    return int(result.stderr.split("VmHWM")[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads VmHWM from /proc")
+def test_peak_memory_does_not_grow_with_the_database(tmp_path):
+    """Two generated data sets, the second 2.5 times the first, through the real pipeline: with
+    small page caches (1 MiB) the peak memory of the checks stays put while the database grows by
+    some 50 MB. What may still grow at these small sizes is fixed too: a sorter keeps up to 250
+    pages in memory (4 MiB at 16 KiB pages) before it writes a sorted run to a temporary file.
+    Reading whole tables, TEMP tables in memory or a memory map of the file fail this."""
+    peaks, sizes = [], []
+    for scale in ("0.02", "0.05"):
+        data, database = tmp_path / f"data-{scale}", tmp_path / f"retail-{scale}.db"
+        generated = subprocess.run([sys.executable, "-m", "retail_pipeline.generate", str(data), "--scale", scale,
+                                    "--seed", "2"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert generated.returncode == 0, generated.stderr[-2000:]
+        published = run_pipeline(data, tmp_path / f"work-{scale}", database)
+        assert published.returncode == 0, published.stderr[-3000:]
+        sizes.append(database.stat().st_size)
+        peaks.append(peak_kib(database, "--cache-mib", "1"))
+    assert sizes[1] - sizes[0] > 40 * 2**20, sizes
+    assert peaks[1] - peaks[0] < 16 * 1024, f"peak {peaks} KiB for databases of {sizes} bytes"
