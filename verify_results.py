@@ -1416,7 +1416,7 @@ def main(argv: list[str] | None = None) -> int:
                              f" {Verifier.LANE_CACHE_SHARES['integrity']}x): what bounds the memory used")
     parser.add_argument("--quick", action="store_true",
                         help="SQLite's quick_check instead of integrity_check: skips comparing each index with its "
-                             "table (at full scale about 3x faster)")
+                             "table (the whole verification at full scale: ~39 s instead of ~63 s)")
     args = parser.parse_args(argv)
     if args.cache_mib < 1:
         parser.error("--cache-mib must be at least 1")
