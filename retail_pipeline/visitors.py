@@ -212,14 +212,19 @@ def cohort_retention(enriched: pa.Table) -> pa.Table:
         return np.bincount(offsets[k] + (w - cohort_weeks[k]), minlength=total).astype(np.int64)
 
     size = np.bincount(cohort, minlength=len(cohort_weeks)).astype(np.int64)
+    return _cohort_table(cohort_weeks, lengths, offsets, size, per_cell(None), per_cell(is_buy))
+
+
+def _cohort_table(cohort_weeks: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, size: np.ndarray,
+                  active: np.ndarray, buyers: np.ndarray) -> pa.Table:
+    """``cohort_retention`` from its cells, cohort by cohort (``lengths[k]`` weeks of cohort k,
+    from ``offsets[k]`` on), and each cohort's ``size``."""
     row_cohort = np.repeat(np.arange(len(cohort_weeks)), lengths)
     visitors_col = size[row_cohort]
-    active = per_cell(None)
-    buyers = per_cell(is_buy)
     return pa.table(
         {
             "cohort_week": pc.take(format_days(cohort_weeks * 7 - 3), pa.array(row_cohort)),
-            "week_number": pa.array(np.arange(total, dtype=np.int64) - offsets[row_cohort]),
+            "week_number": pa.array(np.arange(int(offsets[-1]), dtype=np.int64) - offsets[row_cohort]),
             "visitors": pa.array(visitors_col),
             "active_visitors": pa.array(active),
             "buyers": pa.array(buyers),
@@ -286,17 +291,4 @@ def cohort_retention_combine(partials: Sequence[pa.Table]) -> pa.Table:
     at = offsets[cohort] + (cell_week - cell_cohort)
     active, buyers = np.zeros(total, dtype=np.int64), np.zeros(total, dtype=np.int64)
     active[at], buyers[at] = cells.column("active_visitors").to_numpy(), cells.column("buyers").to_numpy()
-    row_cohort = np.repeat(np.arange(len(cohort_weeks)), lengths)
-    visitors_col = size[row_cohort]
-    return pa.table(
-        {
-            "cohort_week": pc.take(format_days(cohort_weeks * 7 - 3), pa.array(row_cohort)),
-            "week_number": pa.array(np.arange(total, dtype=np.int64) - offsets[row_cohort]),
-            "visitors": pa.array(visitors_col),
-            "active_visitors": pa.array(active),
-            "buyers": pa.array(buyers),
-            "retention_rate": rate(active, visitors_col),
-            "purchase_rate": rate(buyers, visitors_col),
-        },
-        schema=COHORT_RETENTION_SCHEMA,
-    )
+    return _cohort_table(cohort_weeks, lengths, offsets, size, active, buyers)
