@@ -107,6 +107,11 @@ def text_size(path: str | os.PathLike) -> int:
     return size * GZIP_RATIO_GUESS if os.fspath(path).endswith(".gz") else size
 
 
+def parts_for(size: int, part_bytes: int, minimum: int = 1) -> int:
+    """How many parts of about ``part_bytes`` a text of ``size`` bytes is cut into."""
+    return max(minimum, -(-size // part_bytes))
+
+
 def _load_chunks(fmt: RowFormat, path: str, chunks, threads: int, progress, lines_before: int) -> LoadedFile:
     name = os.path.basename(path)
     tables: list[pa.Table] = []

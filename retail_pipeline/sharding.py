@@ -49,13 +49,6 @@ def range_boundaries(sample: np.ndarray, parts: int) -> list[int]:
     return [int(sample[len(sample) * k // parts]) for k in range(1, parts)]
 
 
-def range_slices(sorted_values: np.ndarray, boundaries: list[int]) -> list[tuple[int, int]]:
-    """(start, stop) of each part in ``sorted_values``: part k holds boundaries[k-1] <= v < boundaries[k]."""
-    cuts = np.searchsorted(np.asarray(sorted_values), np.asarray(boundaries, dtype=np.int64), side="left")
-    bounds = [0, *(int(c) for c in cuts), len(sorted_values)]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
 def sorted_tables_by_range(tables, column: str, parts: int, samples: int = 4096) -> Iterator[list[pa.Table]]:
     """For each of ``parts`` ranges of the integer ``column``, in order, the slice of each table
     in it (the tables sorted by ``column``).

@@ -47,7 +47,7 @@ import sqlite_utils
 
 from .external_sort import ColumnFacts, key_order, key_plan, merge_runs, pack_keys, same_key_as_previous, write_run
 from .schema import TableSchema, create_table
-from .sorting import byte_order_codes, dense_codes, radix_argsort
+from .sorting import byte_order_codes, dense_codes
 from .storage import read_arrow_file
 
 TABLE_LEAF, TABLE_INTERIOR, INDEX_LEAF, INDEX_INTERIOR = 0x0D, 0x05, 0x0A, 0x02
@@ -699,18 +699,10 @@ def _sort_codes(column: pa.Array, declared: str) -> np.ndarray:
     return np.where(valid, codes + 1, 0)
 
 
-def _index_order(columns: list[pa.Array], declared: list[str]) -> np.ndarray:
-    """The rows in index order: by the columns, ties in row order (the rowid, last in the key)."""
-    order = None
-    for column, kind in reversed(list(zip(columns, declared))):
-        order = radix_argsort(_sort_codes(column, kind), order)
-    return order if order is not None else np.arange(len(columns[0]) if columns else 0)
-
-
-def _check_increasing(columns: list[pa.Array], declared: list[str], what: str, nulls_distinct: bool = False) -> None:
-    """Raise ValueError unless the rows are in strictly increasing order of these columns; with
-    ``nulls_distinct`` (the entries of a UNIQUE index, in order) two rows may be equal if they
-    have a NULL in the key: SQLite takes NULLs as distinct there, and keeps such rows in rowid order."""
+def _check_increasing(columns: list[pa.Array], declared: list[str], what: str) -> None:
+    """Raise ValueError unless the rows are in strictly increasing order of these columns (a
+    WITHOUT ROWID table's key, a rowid alias). (A UNIQUE index's entries are checked as they are
+    merged, where NULLs count as distinct: ``_write_rowid_table``.)"""
     if not columns or len(columns[0]) < 2:
         return
     codes = [_sort_codes(c, d) for c, d in zip(columns, declared)]
@@ -719,8 +711,6 @@ def _check_increasing(columns: list[pa.Array], declared: list[str], what: str, n
     for code in codes:
         less |= equal & (code[:-1] < code[1:])
         equal &= code[:-1] == code[1:]
-        if nulls_distinct:
-            less |= equal & (code[1:] == 0)  # equal so far, and both NULL here (NULL's code is 0)
     if not less.all():
         row = int(np.flatnonzero(~less)[0]) + 1
         raise ValueError(f"{what}: row {row} is not after row {row - 1} in key order")

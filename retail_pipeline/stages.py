@@ -20,7 +20,7 @@ from .errors import InputError
 from .events import drop_duplicate_events
 from .inputs import duplicate_inputs
 from .lines import DEFAULT_CHUNK_BYTES, read_header_and_chunks, strip_line_end
-from .load import REJECTED_SCHEMA, load_file, load_file_parts, text_size
+from .load import REJECTED_SCHEMA, load_file, load_file_parts, parts_for, text_size
 from .properties import (POINT_IN_TIME_PROPERTIES, concat_in_input_order, latest_item_properties,
                          latest_item_properties_in_batches, point_in_time_rows, point_in_time_snapshots)
 from .property_history import item_property_history
@@ -46,7 +46,7 @@ def split_events(
     so in the same shard). ``threads``: parsing threads (see :func:`load.load_file`)."""
     path = _one_input(paths)
     shards = len(shard_files)
-    parts = max(1, -(-text_size(path) // part_bytes))
+    parts = parts_for(text_size(path), part_bytes)
     rejected, lines, name = [], 0, os.path.basename(path)
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(pa.ipc.new_file(stack.enter_context(pa.OSFile(f, "wb")), EVENTS.arrow_schema))

@@ -24,7 +24,7 @@ from retail_pipeline.schema import TABLES
 from retail_pipeline.sqlite_out import write_sqlite_part
 
 from .base import CRITICAL_PATH, TABLE_SUFFIX, RetailTask, load_table, save_table, table_writer, write_outputs
-from .load import LoadCategoryTree, PropertySnapshots, point_in_time_parts, property_files
+from .load import LoadCategoryTree, PropertySnapshots, property_files, property_parts
 from .parts import shard_count
 from .transform import EnrichEventsShard
 
@@ -285,7 +285,7 @@ class PropertyHistory(RetailTask):
 
     def run(self):
         self.set_status_message("merging the snapshots of categoryid and available into intervals, range by range")
-        history = item_property_history_by_range(point_in_time_parts(self.input()), shard_count())
+        history = item_property_history_by_range(property_parts(self.input(), "point_in_time"), shard_count())
         write_outputs([(self.output(), lambda path: storage.write_arrow_batches(path, HISTORY_SCHEMA, history))])
 
 

@@ -150,10 +150,11 @@ def property_files():
     return [LoadItemPropertyFile(path=task.path) for task in input_files("item_properties")]
 
 
-def point_in_time_parts(files: list[dict]):
-    """A function opening the point-in-time rows of every part of every property file (their
-    outputs), in input order: each call maps the files anew (stages' ``*_by_range``)."""
-    return lambda: [load_table(part) for f in files for part in f["point_in_time"]]
+def property_parts(files: list[dict], output: str):
+    """A function opening the ``output`` (``latest`` or ``point_in_time``) of every part of every
+    property file (their outputs), in input order (files by name, parts by line): each call maps
+    the files anew, so what one itemid range read is let go before the next (stages' ``*_by_range``)."""
+    return lambda: [load_table(part) for f in files for part in f[output]]
 
 
 class LoadItemProperties(RetailTask):
@@ -189,7 +190,7 @@ class PropertySnapshots(RetailTask):
 
     def run(self):
         self.set_status_message("collecting the snapshots of categoryid and available, range by range")
-        snapshots = stages.item_property_snapshots_by_range(point_in_time_parts(self.input()), shard_count())
+        snapshots = stages.item_property_snapshots_by_range(property_parts(self.input(), "point_in_time"), shard_count())
         write_outputs([(self.output(), lambda path: storage.write_arrow_batches(path, SNAPSHOT_SCHEMA, snapshots))])
 
 

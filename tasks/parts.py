@@ -14,7 +14,7 @@ Results do not depend on either number (tests pin it); only memory and time do.
 
 from __future__ import annotations
 
-from retail_pipeline.load import text_size
+from retail_pipeline.load import parts_for, text_size
 
 from .config import retail
 from .inputs import input_files
@@ -22,11 +22,6 @@ from .inputs import input_files
 MIN_SHARDS = 4
 EVENTS_BYTES_PER_SHARD = 32 << 20  # ~0.9 M events: a shard's enrichment peaks under ~1 GB
 PROPERTY_BYTES_PER_PART = 256 << 20  # ~5 M lines: a part's load peaks under ~1.5 GB
-
-
-def parts_for(size: int, part_bytes: int, minimum: int = 1) -> int:
-    """How many parts of about ``part_bytes`` a text of ``size`` bytes is cut into."""
-    return max(minimum, -(-size // part_bytes))
 
 
 def shard_count() -> int:

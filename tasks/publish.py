@@ -18,7 +18,7 @@ from .base import CRITICAL_PATH, Progress, RetailTask, code_version, load_table,
 from .config import retail
 from .parts import shard_count
 from .inputs import InputFile
-from .load import LoadCategoryTree, property_files
+from .load import LoadCategoryTree, property_files, property_parts
 from .transform import DataQuality, EnrichEventsShard, RejectedRows
 from .analytics import ANALYSES, ANALYSIS_TASKS, HourlyTrend, PropertyHistory
 
@@ -78,12 +78,9 @@ class WriteItemProperties(RetailTask):
     def run(self):
         ranges = shard_count()
         progress = Progress(self, what="rows written")
-        files = self.input()["files"]
 
         def merged_ranges():
-            # every part of every file, in input order (files by name, parts by line), mapped anew for each range
-            latest = lambda: [load_table(part) for f in files for part in f["latest"]]  # noqa: E731
-            for k, part in enumerate(item_properties_by_range(latest, ranges)):
+            for k, part in enumerate(item_properties_by_range(property_parts(self.input()["files"], "latest"), ranges)):
                 self.set_progress_percentage(round(100 * k / ranges))
                 yield part
 
