@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from .records import EVENT_CODES, EVENT_TYPES
 from .columns import (ADDTOCART, TRANSACTION, VIEW, count, distinct_count, event_codes, hashed_codes, int_column,
-                      nullable, rate, unique)
+                      distinct, nullable, position_lookup, rate, reduce_in_batches, union, unique)
 from .timefmt import day_index, format_days, format_event_time, hour_index
 
 
@@ -135,21 +135,20 @@ def overview_partial(enriched: pa.Table) -> pa.Table:
 def overview_combine(partials: Sequence[pa.Table]) -> pa.Table:
     """``overview`` from the partials of all shards (``overview_partial``), one at a time."""
     totals = {name: 0 for name in OVERVIEW_COUNTS}
-    first_ms, last_ms, ids = [], [], {"itemids": np.zeros(0, np.int64), "categoryids": np.zeros(0, np.int64)}
+    first_ms, last_ms = [], []
     for part in partials:
         if part.num_rows == 0:
             continue
-        row = part.slice(0, 1).to_pylist()[0]
         for name in OVERVIEW_COUNTS:
-            totals[name] += row[name]
-        first_ms.append(row["first_ms"])
-        last_ms.append(row["last_ms"])
-        for name in ids:
-            ids[name] = unique(np.concatenate([ids[name], np.asarray(row[name], dtype=np.int64)]))
+            totals[name] += part.column(name)[0].as_py()
+        first_ms.append(part.column("first_ms")[0].as_py())
+        last_ms.append(part.column("last_ms")[0].as_py())
     if not first_ms:
         return OVERVIEW_SCHEMA.empty_table()
     totals["first_ms"], totals["last_ms"] = min(first_ms), max(last_ms)
-    totals["items"], totals["categories"] = len(ids["itemids"]), len(ids["categoryids"])
+    for name, ids in (("items", "itemids"), ("categories", "categoryids")):
+        totals[name] = len(union(part.column(ids).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                                 for part in partials if part.num_rows))
     return _overview_table(totals)
 
 
@@ -179,17 +178,6 @@ def latest_snapshot_values(snapshots: pa.Table, prop: str) -> tuple[np.ndarray, 
     last[:-1] = item[1:] != item[:-1]
     values, valid = int_column(snapshots.take(pa.array(rows[last], pa.int64())), "value_int")
     return item[last], values, valid
-
-
-def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Positions of ``values`` in the sorted distinct ``keys``, each of which must be there: a
-    table indexed by value when the keys span a small range (Retail Rocket's ids do), else a
-    binary search (several times slower on millions of values)."""
-    if len(keys) and int(keys[-1]) - int(keys[0]) < 4 * len(keys) + (1 << 20):
-        table = np.zeros(int(keys[-1]) - int(keys[0]) + 1, dtype=np.int64)
-        table[keys - keys[0]] = np.arange(len(keys))
-        return table[values - keys[0]]
-    return np.searchsorted(keys, values)
 
 
 def _lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -315,7 +303,7 @@ def _category_event_counts(enriched: pa.Table, universe: np.ndarray, ancestors: 
     events; the category code and the itemid of each event with a category)."""
     n = len(universe)
     event_category, events = int_column(enriched, "categoryid")
-    cat = _positions(universe, event_category[events])
+    cat = position_lookup(universe)(event_category[events])
     codes = event_codes(enriched)[events]
     visitor = hashed_codes(enriched.column("visitorid").to_numpy()[events])
     buy, view = codes == TRANSACTION, codes == VIEW
@@ -416,15 +404,17 @@ def categories_combine(partials: Sequence[pa.Table], item_partials: Sequence[pa.
         tree, np.concatenate(with_events) if with_events else np.zeros(0, np.int64), item_categoryids)
     n = len(universe)
     counts = {name: np.zeros(n, dtype=np.int64) for name in CATEGORY_COUNTS}
+    category_at = position_lookup(universe)
     for part in partials:
-        at = _positions(universe, part.column("categoryid").to_numpy())
+        at = category_at(part.column("categoryid").to_numpy())
         for name in CATEGORY_COUNTS:
             counts[name][at] += part.column(name).to_numpy()  # (a category once per partial)
-    pairs = pd.DataFrame({"cat": np.zeros(0, np.int64), "itemid": np.zeros(0, np.int64)})
-    for part in item_partials:
-        more = pd.DataFrame({"cat": _positions(universe, part.column("categoryid").to_numpy()),
-                             "itemid": part.column("itemid").to_numpy()})
-        pairs = pd.concat([pairs, more], ignore_index=True).drop_duplicates()
+    pairs = reduce_in_batches(
+        (pd.DataFrame({"cat": category_at(part.column("categoryid").to_numpy()),
+                       "itemid": part.column("itemid").to_numpy()}) for part in item_partials),
+        lambda frames: pd.concat(frames, ignore_index=True).drop_duplicates(), len)
+    if pairs is None:
+        pairs = pd.DataFrame({"cat": np.zeros(0, np.int64), "itemid": np.zeros(0, np.int64)})
     counts["items"], counts["subtree_items"] = _distinct_members(
         ancestors, pairs["cat"].to_numpy(np.int64), hashed_codes(pairs["itemid"].to_numpy(np.int64)))
     return _categories_table(universe, in_tree, parents, ancestors, counts)
@@ -449,7 +439,7 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
     ``view_to_purchase``, ``available``.
     """
     event_item = enriched.column("itemid").to_numpy().astype(np.int64)
-    universe = np.sort(unique(np.concatenate([event_item, np.asarray(catalogue_itemids, dtype=np.int64)])))
+    universe = distinct(np.concatenate([event_item, np.asarray(catalogue_itemids, dtype=np.int64)]))
     return _items_table(universe, _item_event_counts(enriched, universe), categories_table, snapshots, history)
 
 
@@ -462,7 +452,7 @@ def _item_event_counts(enriched: pa.Table, universe: np.ndarray) -> dict[str, np
     """Per item of ``universe`` (sorted, holding every itemid of the events): ``ITEM_COUNTS``,
     and ``first_time`` and ``last_time`` (0 for an item without events)."""
     n = len(universe)
-    item = _positions(universe, enriched.column("itemid").to_numpy().astype(np.int64))
+    item = position_lookup(universe)(enriched.column("itemid").to_numpy().astype(np.int64))
     codes = event_codes(enriched)
     visitor = hashed_codes(enriched.column("visitorid").to_numpy())
     time = enriched.column("timestamp_ms").to_numpy()
@@ -574,7 +564,7 @@ def items_partial(enriched: pa.Table) -> pa.Table:
     """The items table's numbers of some visitors (each visitor's events all in ``enriched``):
     a row per ``itemid`` of the events, its ``ITEM_COUNTS`` (distinct visitors add up over
     visitor shards), ``first_time`` and ``last_time`` (ms)."""
-    universe = np.sort(unique(enriched.column("itemid").to_numpy()))
+    universe = distinct(enriched.column("itemid").to_numpy())
     counts = _item_event_counts(enriched, universe)
     return pa.table({"itemid": pa.array(universe, pa.int64()),
                      **{name: pa.array(values, pa.int64()) for name, values in counts.items()}})
@@ -585,16 +575,14 @@ def items_combine(partials: Sequence[pa.Table], categories_table: pa.Table, snap
     """``items`` from the partials of all shards (``items_partial``) and the catalogue: counts
     summed, the earliest first and the latest last time; one shard's partial in memory at a
     time, besides the result."""
-    universe = unique(np.asarray(catalogue_itemids, dtype=np.int64))
-    for part in partials:
-        universe = unique(np.concatenate([universe, part.column("itemid").to_numpy()]))
-    universe = np.sort(universe)
+    universe = union([catalogue_itemids, *(part.column("itemid").to_numpy() for part in partials)])
     n = len(universe)
     counts = {name: np.zeros(n, dtype=np.int64) for name in ITEM_COUNTS}
     limits = np.iinfo(np.int64)
     first, last = np.full(n, limits.max, dtype=np.int64), np.full(n, limits.min, dtype=np.int64)
+    item_at = position_lookup(universe)
     for part in partials:
-        at = _positions(universe, part.column("itemid").to_numpy())
+        at = item_at(part.column("itemid").to_numpy())
         for name in ITEM_COUNTS:
             counts[name][at] += part.column(name).to_numpy()
         first[at] = np.minimum(first[at], part.column("first_time").to_numpy())  # (an item once per partial)

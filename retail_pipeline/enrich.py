@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .events import NO_EVENT, per_visitor_columns, view_to_purchase, visitor_order
-from .point_in_time import snapshot_in_effect
+from .point_in_time import SnapshotKeys, snapshot_in_effect
+from .properties import POINT_IN_TIME_PROPERTIES
 from .records import EVENT_TYPES
 from .timefmt import day_index, format_days, format_event_time, format_hours, format_repeated, hour_index
 
@@ -44,20 +45,43 @@ def property_snapshots(snapshots: pa.Table, prop: str) -> pa.Table:
     return snapshots.filter(pc.equal(snapshots.column("property"), prop))
 
 
-def attribute_in_effect(snapshots: pa.Table, prop: str, itemid: np.ndarray, timestamp: np.ndarray) -> pa.Array:
-    """The integer value of property ``prop`` in effect at each event (NULL if none or not an integer)."""
+def attribute_lookup(snapshots: pa.Table, prop: str) -> pa.Table:
+    """Property ``prop``'s snapshots as :func:`attribute_in_effect` searches them: their
+    :class:`SnapshotKeys` (column ``key``, the rest in the schema's metadata) and ``value_int``
+    in key order; or, when the keys would not fit, ``itemid``, ``timestamp_ms`` and
+    ``value_int``. Made once from the snapshots table and stored, it saves every shard of events
+    a pass over all snapshots."""
     snaps = property_snapshots(snapshots, prop)
-    chosen = snapshot_in_effect(itemid, timestamp, snaps.column("itemid").to_numpy(),
-                                snaps.column("timestamp_ms").to_numpy())
-    values = snaps.column("value_int").combine_chunks()
-    values_np = values.to_numpy(zero_copy_only=False) if len(values) else np.zeros(0)
-    valid = values.is_valid().to_numpy(zero_copy_only=False) if len(values) else np.zeros(0, dtype=bool)
+    built = SnapshotKeys.build(snaps.column("itemid").to_numpy(), snaps.column("timestamp_ms").to_numpy())
+    if built is None:
+        return snaps.select(["itemid", "timestamp_ms", "value_int"])
+    keys, order = built
+    values = snaps.column("value_int")
+    identity = bool(np.array_equal(order, np.arange(len(order))))
+    table = pa.table({"key": pa.array(keys.keys, pa.int64()),
+                      "value_int": values if identity else values.take(pa.array(order))})
+    return table.replace_schema_metadata({"item_low": str(keys.item_low), "time_low": str(keys.time_low),
+                                          "span": str(keys.span)})
+
+
+def attribute_in_effect(lookup: pa.Table, itemid: np.ndarray, timestamp: np.ndarray) -> pa.Array:
+    """The integer value in effect at each event (NULL if none or not an integer), from one
+    property's :func:`attribute_lookup`."""
+    if "key" in lookup.column_names:
+        meta = lookup.schema.metadata
+        keys = SnapshotKeys(lookup.column("key").to_numpy(), int(meta[b"item_low"]), int(meta[b"time_low"]),
+                            int(meta[b"span"]))
+        chosen = keys.in_effect(itemid, timestamp)
+    else:
+        chosen = snapshot_in_effect(itemid, timestamp, lookup.column("itemid").to_numpy(),
+                                    lookup.column("timestamp_ms").to_numpy())
     has = chosen >= 0
-    picked_valid = np.zeros(len(chosen), dtype=bool)
-    picked_valid[has] = valid[chosen[has]]
-    picked = np.zeros(len(chosen), dtype=np.int64)
-    picked[picked_valid] = values_np[chosen[picked_valid]].astype(np.int64)
-    return _nullable(picked, ~picked_valid)
+    picked = lookup.column("value_int").take(pa.array(chosen[has]))
+    values, valid = np.zeros(len(chosen), dtype=np.int64), np.zeros(len(chosen), dtype=bool)
+    if len(picked):
+        valid[has] = picked.is_valid().to_numpy(zero_copy_only=False)
+        values[has] = picked.fill_null(0).to_numpy(zero_copy_only=False)
+    return _nullable(values, ~valid)
 
 
 def category_lookup(tree: pa.Table, categoryid: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -83,8 +107,13 @@ def category_lookup(tree: pa.Table, categoryid: pa.Array) -> tuple[pa.Array, pa.
     return take("parentid"), take("root_categoryid")
 
 
-def enrich_events(events: pa.Table, snapshots: pa.Table, tree: pa.Table) -> pa.Table:
-    """Build ``events_enriched`` from de-duplicated events (the loader's schema)."""
+def enrich_events(events: pa.Table, snapshots: pa.Table | None, tree: pa.Table,
+                  lookups: dict[str, pa.Table] | None = None) -> pa.Table:
+    """Build ``events_enriched`` from de-duplicated events (the loader's schema), with the
+    point-in-time attributes from ``snapshots``, or from their ``lookups`` made already (each
+    of ``POINT_IN_TIME_PROPERTIES``' :func:`attribute_lookup`)."""
+    if lookups is None:
+        lookups = {prop: attribute_lookup(snapshots, prop) for prop in POINT_IN_TIME_PROPERTIES}
     order = visitor_order(
         events.column("visitorid").to_numpy(), events.column("timestamp").to_numpy(), events.column("line").to_numpy()
     )
@@ -96,8 +125,8 @@ def enrich_events(events: pa.Table, snapshots: pa.Table, tree: pa.Table) -> pa.T
 
     per_visitor = per_visitor_columns(visitorid, timestamp, event)
     v2p = view_to_purchase(visitorid, itemid, timestamp, event)
-    categoryid = attribute_in_effect(snapshots, "categoryid", itemid, timestamp)
-    available = attribute_in_effect(snapshots, "available", itemid, timestamp)
+    categoryid = attribute_in_effect(lookups["categoryid"], itemid, timestamp)
+    available = attribute_in_effect(lookups["available"], itemid, timestamp)
     parent, root = category_lookup(tree, categoryid)
     hours = hour_index(timestamp)
     seconds = per_visitor["seconds_since_prev_event"]

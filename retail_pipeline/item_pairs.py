@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .columns import VIEW, event_codes, unique
+from .columns import VIEW, event_codes, position_lookup, reduce_in_batches, union, unique
 
 MAX_SESSION_ITEMS = 50  # a session viewing more distinct items is a crawl, not shopping
 MIN_TOGETHER = 2
@@ -244,44 +244,50 @@ def item_pairs_combine(pair_partials: Sequence[pa.Table], session_partials: Sequ
     range's rows plus the result's (with partials that read their file when asked for, as the
     pipeline's do, and let it go after).
     """
-    n_sessions, item_ids = 0, np.zeros(0, np.int64)
-    for part in session_partials:
-        n_sessions += int(part.schema.metadata[ELIGIBLE_SESSIONS])
-        item_ids = unique(np.concatenate([item_ids, part.column("itemid").to_numpy()]))
-    item_ids = np.sort(item_ids)
+    n_sessions = sum(int(part.schema.metadata[ELIGIBLE_SESSIONS]) for part in session_partials)
+    item_ids = union(part.column("itemid").to_numpy() for part in session_partials)
+    item_at = position_lookup(item_ids)
     n_items = len(item_ids)
     sessions_of_item = np.zeros(n_items, dtype=np.int64)
     for part in session_partials:
-        at = np.searchsorted(item_ids, part.column("itemid").to_numpy())
+        at = item_at(part.column("itemid").to_numpy())
         sessions_of_item[at] += part.column("sessions").to_numpy()  # (an item once per partial)
 
-    best = (np.zeros(0, np.int64),) * 3  # the best rows so far: item and other codes, together
-    for low, high in _item_ranges(pair_partials, rows):
-        a, b, together = [], [], []
-        for part in pair_partials:
-            first = part.column("itemid").to_numpy()
-            start = 0 if low is None else int(np.searchsorted(first, low))
-            stop = len(first) if high is None else int(np.searchsorted(first, high))
-            a.append(np.searchsorted(item_ids, first[start:stop]))
-            b.append(np.searchsorted(item_ids, part.column("other_itemid").to_numpy()[start:stop]))
-            together.append(part.column("together").to_numpy()[start:stop].copy())
-        keys = np.concatenate(a) * n_items + np.concatenate(b)
-        together = np.concatenate(together)
-        del a, b
-        first = part = None  # (the last partial's file, let go)
-        if len(keys) == 0:
-            continue
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        together = np.add.reduceat(together[order], starts)
-        kept = together >= MIN_TOGETHER
-        a, b = np.divmod(keys[starts[kept]], n_items)
-        together = together[kept]
-        del keys, order, starts
-        item, other, count, _ = _top_partners(np.concatenate([best[0], a, b]), np.concatenate([best[1], b, a]),
-                                               np.concatenate([best[2], together, together]))
-        best = (item, other, count)
+    def range_pairs():
+        """Each itemid range's summed pair counts of at least MIN_TOGETHER: (item, other,
+        together) codes, each pair in both directions."""
+        for low, high in _item_ranges(pair_partials, rows):
+            a, b, together = [], [], []
+            for part in pair_partials:
+                first = part.column("itemid").to_numpy()
+                start = 0 if low is None else int(np.searchsorted(first, low))
+                stop = len(first) if high is None else int(np.searchsorted(first, high))
+                a.append(item_at(first[start:stop]))
+                b.append(item_at(part.column("other_itemid").to_numpy()[start:stop]))
+                together.append(part.column("together").to_numpy()[start:stop].copy())
+            keys = np.concatenate(a) * n_items + np.concatenate(b)
+            together = np.concatenate(together)
+            del a, b
+            first = part = None  # (the last partial's file, let go)
+            if len(keys) == 0:
+                continue
+            order = np.argsort(keys, kind="stable")
+            keys = keys[order]
+            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+            together = np.add.reduceat(together[order], starts)
+            kept = together >= MIN_TOGETHER
+            a, b = np.divmod(keys[starts[kept]], n_items)
+            together = together[kept]
+            del keys, order, starts
+            yield np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([together, together])
+
+    # only each item's best TOP_PARTNERS rows so far are kept: the best of all are the best of the
+    # bests of each range
+    best = reduce_in_batches(
+        range_pairs(), lambda parts: _top_partners(*(np.concatenate(column) for column in zip(*parts)))[:3],
+        lambda part: len(part[0]))
+    if best is None:
+        return ITEM_PAIRS_SCHEMA.empty_table()
     item, other, together, rank = _top_partners(*best)
     if len(item) == 0:
         return ITEM_PAIRS_SCHEMA.empty_table()

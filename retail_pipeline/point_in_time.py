@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -15,56 +17,78 @@ def snapshot_in_effect(
     snapshot is later, the earliest one. Snapshots must be unique per (item, time) (the
     caller resolves same-time ties).
 
-    One binary search per event over the snapshots sorted by an (item, time) key packed into
-    an int64; when the packed key would overflow (times spread over millennia), an as-of join.
+    One binary search per event over the snapshots' packed keys (:class:`SnapshotKeys`); when
+    the keys would overflow (times spread over millennia), an as-of join.
     """
     event_item, event_time = np.asarray(event_item, np.int64), np.asarray(event_time, np.int64)
     snap_item, snap_time = np.asarray(snap_item, np.int64), np.asarray(snap_time, np.int64)
     if len(snap_item) == 0 or len(event_item) == 0:
         return np.full(len(event_item), -1, dtype=np.int64)
-    in_order = bool(np.all((snap_item[1:] > snap_item[:-1])
-                           | ((snap_item[1:] == snap_item[:-1]) & (snap_time[1:] > snap_time[:-1]))))
-    if in_order:  # as the snapshots table is stored: by (item, time); no sort or hashing needed
-        firsts = np.flatnonzero(np.concatenate(([True], snap_item[1:] != snap_item[:-1])))
-        items = snap_item[firsts]
-    else:
-        items = np.unique(snap_item)
-    low = min(int(event_time.min()), int(snap_time.min()))
-    span = max(int(event_time.max()), int(snap_time.max())) - low + 1
-    if span * len(items) >= 1 << 62:
+    built = SnapshotKeys.build(snap_item, snap_time)
+    if built is None:
         return _snapshot_in_effect_asof(event_item, event_time, snap_item, snap_time)
-    if in_order:
-        snap_code = np.repeat(np.arange(len(items), dtype=np.int64), np.diff(np.append(firsts, len(snap_item))))
-        order = np.arange(len(snap_item), dtype=np.int64)
-    else:
-        snap_code = np.searchsorted(items, snap_item)
-    snap_key = snap_code * span + (snap_time - low)
-    if not in_order:
-        order = np.argsort(snap_key, kind="stable")
-        snap_key = snap_key[order]
-    first_of_item = np.searchsorted(snap_key, np.arange(len(items), dtype=np.int64) * span)
-    # the events searched in (item, time) order: binary searches for ascending needles each start
-    # where the previous one ended, several times faster than in random order
-    by_item_time = _item_time_order(event_item, event_time)
-    sorted_item, sorted_time = event_item[by_item_time], event_time[by_item_time]
-    where = np.minimum(np.searchsorted(items, sorted_item), len(items) - 1)
-    known = items[where] == sorted_item
-    code = where[known]
-    latest = np.searchsorted(snap_key, code * span + (sorted_time[known] - low), side="right") - 1
-    # before the item's first snapshot, ``latest`` points into the previous item: take its first
-    result = np.full(len(event_item), -1, dtype=np.int64)
-    result[by_item_time[known]] = order[np.maximum(latest, first_of_item[code])]
-    return result
+    keys, order = built
+    found = keys.in_effect(event_item, event_time)
+    return np.where(found >= 0, order[np.maximum(found, 0)], -1)
 
 
-def _item_time_order(item: np.ndarray, time: np.ndarray) -> np.ndarray:
-    """A permutation that sorts rows by (item, time), ties in any order: one sort of an (item,
-    time) key packed into an int64 (~3x faster than a two-key lexsort), when it fits."""
-    low_item, low_time = int(item.min()), int(time.min())
-    span = int(time.max()) - low_time + 1
-    if (int(item.max()) - low_item + 1) * span >= 1 << 62:
-        return np.lexsort((time, item))
-    return np.argsort((item - low_item) * span + (time - low_time))
+@dataclass(frozen=True)
+class SnapshotKeys:
+    """Snapshots as one sorted int64 key each, ``(item - item_low) * span + (time - time_low)``:
+    the latest snapshot of an item at or before a time is then one binary search away. Made
+    once from the snapshots (:meth:`build`), they are stored with them (``storage``), so each
+    shard of events searches them without a pass over all snapshots."""
+
+    keys: np.ndarray  # sorted, distinct
+    item_low: int
+    time_low: int
+    span: int  # time_high - time_low + 1
+
+    @classmethod
+    def build(cls, snap_item: np.ndarray, snap_time: np.ndarray) -> tuple[SnapshotKeys, np.ndarray] | None:
+        """(the keys, the permutation putting the snapshots in key order: the identity when they
+        are in (item, time) order already, as the snapshots table is stored), or None when the
+        keys would not fit in 62 bits. Snapshots must be unique per (item, time)."""
+        snap_item, snap_time = np.asarray(snap_item, np.int64), np.asarray(snap_time, np.int64)
+        if len(snap_item) == 0:
+            return cls(np.zeros(0, np.int64), 0, 0, 1), np.zeros(0, np.int64)
+        item_low, time_low = int(snap_item.min()), int(snap_time.min())
+        span = int(snap_time.max()) - time_low + 1
+        if (int(snap_item.max()) - item_low + 1) * span >= 1 << 62:
+            return None
+        keys = (snap_item - item_low) * span + (snap_time - time_low)
+        if bool(np.all(keys[1:] > keys[:-1])):
+            order = np.arange(len(keys), dtype=np.int64)
+        else:
+            order = np.argsort(keys, kind="stable")
+            keys = keys[order]
+        return cls(keys, item_low, time_low, span), order
+
+    def in_effect(self, event_item: np.ndarray, event_time: np.ndarray) -> np.ndarray:
+        """For each event, the position (in key order) of the snapshot in effect, or -1."""
+        event_item, event_time = np.asarray(event_item, np.int64), np.asarray(event_time, np.int64)
+        result = np.full(len(event_item), -1, dtype=np.int64)
+        n = len(self.keys)
+        if n == 0 or len(event_item) == 0:
+            return result
+        item_high = self.item_low + (int(self.keys[-1]) // self.span)
+        inside = (event_item >= self.item_low) & (event_item <= item_high)
+        item_start = (event_item[inside] - self.item_low) * self.span
+        # a time before every snapshot finds the same as the first snapshot time, one after them
+        # all the same as the last: the earliest snapshot of the item, or its latest
+        time = np.clip(event_time[inside], self.time_low, self.time_low + self.span - 1) - self.time_low
+        needles = item_start + time
+        # searched in key order: binary searches for ascending needles each start where the
+        # previous one ended, several times faster than in random order
+        by_key = np.argsort(needles)
+        latest = np.empty(len(needles), dtype=np.int64)
+        latest[by_key] = np.searchsorted(self.keys, needles[by_key], side="right") - 1
+        found = (latest >= 0) & (self.keys[np.maximum(latest, 0)] >= item_start)
+        # else the item's earliest, if it has any: the next key, if it is the item's
+        following = np.minimum(latest + 1, n - 1)
+        earliest = ~found & (latest + 1 < n) & (self.keys[following] < item_start + self.span)
+        result[inside] = np.where(found, latest, np.where(earliest, latest + 1, -1))
+        return result
 
 
 def _snapshot_in_effect_asof(

@@ -19,9 +19,11 @@ import pyarrow.feather as feather
 TABLE_SUFFIX = "arrow"
 
 
-def write_arrow_file(path: str | os.PathLike, table: pa.Table) -> None:
-    """Write ``table`` as the Arrow IPC file ``path``."""
-    feather.write_feather(table, os.fspath(path), compression="uncompressed", chunksize=1 << 20)
+def write_arrow_file(path: str | os.PathLike, table: pa.Table, *, one_batch: bool = False) -> None:
+    """Write ``table`` as the Arrow IPC file ``path``: in batches of 1 M rows, or ``one_batch``
+    (its columns then read as numpy arrays without a copy)."""
+    feather.write_feather(table, os.fspath(path), compression="uncompressed",
+                          chunksize=max(1, table.num_rows) if one_batch else 1 << 20)
 
 
 def write_arrow_batches(path: str | os.PathLike, schema: pa.Schema, tables) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from retail_pipeline import aggregates, analytics, carts, funnels, item_pairs, profiles, purchases, visitors
-from retail_pipeline.columns import unique
+from retail_pipeline.columns import union
 from retail_pipeline import storage
 from retail_pipeline.property_history import HISTORY_SCHEMA
 from retail_pipeline.stages import item_property_history_by_range
@@ -151,7 +151,7 @@ class Sources:
 
     @property
     def snapshots(self) -> pa.Table:
-        return self._once("snapshots", lambda: load_table(self._inputs["snapshots"]))
+        return self._once("snapshots", lambda: load_table(self._inputs["snapshots"]["table"]))
 
     @property
     def history(self) -> pa.Table:
@@ -162,11 +162,10 @@ class Sources:
         """The items of item_properties: of every part of every property file's latest values,
         each in (itemid, property) order, so an item's rows are together."""
         def load():
-            parts = []
-            for part in (part for f in self._inputs["properties"] for part in f["latest"]):
+            def distinct_ids(part):
                 ids = load_table(part, columns=["itemid"]).column("itemid").to_numpy()
-                parts.append(ids[np.concatenate(([True], ids[1:] != ids[:-1]))] if len(ids) else ids)
-            return unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+                return ids[np.concatenate(([True], ids[1:] != ids[:-1]))] if len(ids) else ids
+            return union(distinct_ids(part) for f in self._inputs["properties"] for part in f["latest"])
         return self._once("catalogue_itemids", load)
 
 
@@ -254,6 +253,7 @@ class EntityTables(ComputeTables):
 
     tables = ("categories", "items", "purchase_timing", "purchase_timing_summary", "item_pairs")
     sources = ("partials", "categories", "snapshots", "properties", "history")
+    priority = 1  # the longer of the two combines (catalogue-sized): started first, when both can run
 
 
 # What the combining tasks may read: the tasks that make it (Sources loads it).
@@ -278,7 +278,7 @@ class PropertyHistory(RetailTask):
     def requires(self):
         return property_files()
 
-    priority = CRITICAL_PATH + 6  # WriteItemProperties writes it
+    priority = CRITICAL_PATH + 1  # the core database writes it (after the snapshots, which the shards wait for)
 
     def output(self):
         return self.work_target("item_property_history", TABLE_SUFFIX)

@@ -55,6 +55,15 @@ class RetailTask(luigi.Task):
     """A pipeline task whose outputs live under ``[retail] work_dir``, named by fingerprint."""
 
     def fingerprint(self) -> str:
+        """The hash naming this task's outputs; worked out once per process for each task (Luigi
+        keeps one instance per task), as every ``output()`` and ``input()`` asks for it, and the
+        tasks that combine all shards ask for every shard's: computed afresh each time, the
+        graph's fingerprints cost O(shards²). A run takes its inputs as they were when first asked."""
+        if "_fingerprint" not in self.__dict__:
+            self.__dict__["_fingerprint"] = self._compute_fingerprint()
+        return self.__dict__["_fingerprint"]
+
+    def _compute_fingerprint(self) -> str:
         digest = hashlib.sha256()
         digest.update(self.task_id.encode())
         digest.update(code_version().encode())

@@ -17,7 +17,8 @@ import luigi.interface
 import pyarrow as pa
 
 from retail_pipeline import stages, storage
-from retail_pipeline.properties import LATEST_SCHEMA, SNAPSHOT_SCHEMA
+from retail_pipeline.enrich import attribute_lookup
+from retail_pipeline.properties import LATEST_SCHEMA, POINT_IN_TIME_PROPERTIES, SNAPSHOT_SCHEMA
 
 from .base import (TABLE_SUFFIX, CRITICAL_PATH, Progress, RetailTask, json_writer, load_json, load_table, table_writer,
                    temporary_path, write_outputs)
@@ -180,18 +181,25 @@ class PropertySnapshots(RetailTask):
     """The snapshots of categoryid and available behind the point-in-time attributes of events,
     made one itemid range at a time (as many as shards)."""
 
-    priority = CRITICAL_PATH
+    priority = CRITICAL_PATH + 2  # the shards wait for it
 
     def requires(self):
         return property_files()
 
     def output(self):
-        return self.work_target("snapshots", TABLE_SUFFIX)
+        # the table, and each property's lookup (enrich.attribute_lookup), which every shard searches
+        return {"table": self.work_target("snapshots", TABLE_SUFFIX),
+                **{prop: self.work_target(f"lookup-{prop}", TABLE_SUFFIX) for prop in POINT_IN_TIME_PROPERTIES}}
 
     def run(self):
+        out = self.output()
         self.set_status_message("collecting the snapshots of categoryid and available, range by range")
         snapshots = stages.item_property_snapshots_by_range(property_parts(self.input(), "point_in_time"), shard_count())
-        write_outputs([(self.output(), lambda path: storage.write_arrow_batches(path, SNAPSHOT_SCHEMA, snapshots))])
+        write_outputs([(out["table"], lambda path: storage.write_arrow_batches(path, SNAPSHOT_SCHEMA, snapshots))])
+        self.set_status_message("packing the snapshots' (itemid, time) keys for the shards' searches")
+        table = load_table(out["table"])
+        write_outputs([(out[prop], lambda path, prop=prop: storage.write_arrow_file(
+            path, attribute_lookup(table, prop), one_batch=True)) for prop in POINT_IN_TIME_PROPERTIES])
 
 
 class LoadCategoryTree(RetailTask):

@@ -62,15 +62,16 @@ class WriteTablePart(RetailTask):
 
 class WriteItemProperties(RetailTask):
     """item_properties, range by range (each merged from the latest values of the property
-    files' parts for it), into a new SQLite file, in key order, and item_property_history
-    after it: their pages written directly (:mod:`retail_pipeline.sqlite_btree`), or with
-    ``[retail] sqlite_writer = sqlite`` their rows inserted by SQLite. It runs beside the
-    enriched shards, which the core database also waits for."""
+    files' parts for it), into a new SQLite file, in key order: its pages written directly
+    (:mod:`retail_pipeline.sqlite_btree`), or with ``[retail] sqlite_writer = sqlite`` its rows
+    inserted by SQLite. It starts as soon as the property files are read (item_property_history,
+    made from them too, is written by the core database, so as not to hold this one back) and
+    runs beside the enriched shards, which the core database also waits for."""
 
     priority = CRITICAL_PATH + 5  # as soon as the property files are read: the core waits for it
 
     def requires(self):
-        return {"files": property_files(), "history": PropertyHistory()}
+        return {"files": property_files()}
 
     def output(self):
         return TakenOverFile(self.work_target("item_properties", "sqlite").path, lambda: BuildCoreDatabase().output())
@@ -84,15 +85,9 @@ class WriteItemProperties(RetailTask):
                 self.set_progress_percentage(round(100 * k / ranges))
                 yield part
 
-        def write(path):
-            write_big_table(path, schema.TABLES["item_properties"], merged_ranges(), writer=retail().sqlite_writer,
-                            progress=progress)
-            self.set_status_message("writing item_property_history")
-            write_big_table(path, schema.TABLES["item_property_history"],
-                            arrow_file_batches(self.input()["history"].path), writer=retail().sqlite_writer)
-
-        write_outputs([(self.output(), write)])
-        self.step(1, 1, "item_properties and item_property_history written")
+        write_outputs([(self.output(), lambda path: write_big_table(
+            path, schema.TABLES["item_properties"], merged_ranges(), writer=retail().sqlite_writer, progress=progress))])
+        self.step(1, 1, "item_properties written")
 
 
 class TakenOverFile(luigi.LocalTarget):
@@ -121,16 +116,16 @@ class CoreFile(luigi.LocalTarget):
 
 
 class BuildCoreDatabase(RetailTask):
-    """The core of the database: the file of item_properties and item_property_history, taken
-    over, with visitors, events_enriched (from the enriched shards' cells), its indexes and
-    sessions written in (with ``[retail] sqlite_writer = sqlite``: inserted by SQLite, then
-    indexed by ``CREATE INDEX``). Publishing takes this file over in turn."""
+    """The core of the database: the file of item_properties, taken over, with
+    item_property_history, visitors, events_enriched (from the enriched shards' cells), its
+    indexes and sessions written in (with ``[retail] sqlite_writer = sqlite``: inserted by
+    SQLite, then indexed by ``CREATE INDEX``). Publishing takes this file over in turn."""
 
     priority = CRITICAL_PATH
 
     def requires(self):
         return {"events": [EnrichEventsShard(shard=k) for k in range(shard_count())],
-                "item_properties": WriteItemProperties()}
+                "item_properties": WriteItemProperties(), "history": PropertyHistory()}
 
     def output(self):
         return CoreFile(self.work_target("core", "sqlite").path, self.fingerprint())
@@ -142,10 +137,12 @@ class BuildCoreDatabase(RetailTask):
         shards = {name: [shard[name].path for shard in inputs["events"]]
                   for name in ("events_enriched", "events_enriched_cells", "sessions", "visitors")
                   if name != "events_enriched_cells" or writer == "pages"}
-        tables = [(schema.TABLES["visitors"], shards["visitors"], None),  # (each shard's in key order; merged)
+        tables = [(schema.TABLES["item_property_history"], arrow_file_batches(inputs["history"].path), None),
+                  (schema.TABLES["visitors"], shards["visitors"], None),  # (each shard's in key order; merged)
                   (schema.TABLES["events_enriched"], shards["events_enriched"], shards.get("events_enriched_cells")),
                   (schema.TABLES["sessions"], shards["sessions"], None)]
-        self.step(0, 1, "taking item_properties over, writing visitors, events_enriched, its indexes and sessions in")
+        self.step(0, 1, "taking item_properties over, writing item_property_history, visitors, events_enriched, "
+                        "its indexes and sessions in")
         write_outputs([(self.output(), lambda path: build_core(
             inputs["item_properties"].path, tables, path, progress=self.set_status_message, take_base=True,
             writer=writer))])

@@ -6,6 +6,7 @@ import luigi
 
 from retail_pipeline import aggregates, schema, stages
 from retail_pipeline.enrich import enrich_events
+from retail_pipeline.properties import POINT_IN_TIME_PROPERTIES
 from retail_pipeline.sqlite_btree import table_cells
 from retail_pipeline.visitors import visitors
 
@@ -39,9 +40,9 @@ class EnrichEventsShard(RetailTask):
         shard = f"shard {self.shard + 1} of {shard_count()}"
         self.step(0, 3, f"{shard}: reading events and snapshots")
         events = load_table(inputs["events"]["shards"][self.shard])
-        snapshots = load_table(inputs["snapshots"])
+        lookups = {prop: load_table(inputs["snapshots"][prop]) for prop in POINT_IN_TIME_PROPERTIES}
         self.step(1, 3, f"{shard}: enriching {events.num_rows:,} events")
-        enriched = enrich_events(events, snapshots, load_table(inputs["categories"]["tree"]))
+        enriched = enrich_events(events, None, load_table(inputs["categories"]["tree"]), lookups=lookups)
         out = self.output()
         self.step(2, 3, f"{shard}: sessions" + (f", and the SQLite cells of {enriched.num_rows:,} enriched events"
                                                  if "events_enriched_cells" in out else ""))

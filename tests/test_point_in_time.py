@@ -89,13 +89,30 @@ def test_one_property_s_snapshots_are_its_rows_in_order(names, sort, cut, dictio
 
 
 @settings(max_examples=200, deadline=None)
-@given(rows=st.lists(st.tuples(st.sampled_from([0, 7, 2**40, 2**62]), st.integers(-(2**40), 2**40)), min_size=1,
-                     max_size=40))
-def test_events_are_searched_in_item_time_order_even_when_the_key_cannot_be_packed(rows):
-    from retail_pipeline.point_in_time import _item_time_order
+@given(cases(st.one_of(times, st.sampled_from([-(1 << 62), (1 << 62) + 5]))),
+       st.lists(st.one_of(st.none(), st.integers(-3, 3)), min_size=25, max_size=25))
+def test_an_attribute_looked_up_from_its_stored_lookup_is_the_value_of_the_snapshot_in_effect(case, values):
+    """What each shard does: one property's lookup (packed keys, or the snapshots themselves when
+    times are too far apart to pack), written to a file and read back, gives every event the
+    value of the snapshot the definition picks (NULL when there is none, or its value is NULL)."""
+    import tempfile
+    from pathlib import Path
 
-    item = np.array([r[0] for r in rows], dtype=np.int64)
-    time = np.array([r[1] for r in rows], dtype=np.int64)
-    order = _item_time_order(item, time)
-    assert sorted(order.tolist()) == list(range(len(rows)))
-    assert list(zip(item[order].tolist(), time[order].tolist())) == sorted(rows)
+    import pyarrow as pa
+
+    from retail_pipeline import storage
+    from retail_pipeline.enrich import attribute_in_effect, attribute_lookup
+    from retail_pipeline.properties import SNAPSHOT_SCHEMA
+
+    events, snaps = case
+    snaps = sorted(snaps)  # as stored: (property, itemid, timestamp) order
+    table = pa.table({"itemid": [s[0] for s in snaps], "property": ["available"] * len(snaps),
+                      "timestamp_ms": [s[1] for s in snaps], "value_int": values[:len(snaps)]}, schema=SNAPSHOT_SCHEMA)
+    event_item = np.array([e[0] for e in events], dtype=np.int64)
+    event_time = np.array([e[1] for e in events], dtype=np.int64)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "lookup.arrow"
+        storage.write_arrow_file(path, attribute_lookup(table, "available"), one_batch=True)
+        got = attribute_in_effect(storage.read_arrow_file(path), event_item, event_time).to_pylist()
+    picks = brute_force(event_item, event_time, [s[0] for s in snaps], [s[1] for s in snaps])
+    assert got == [values[k] if k >= 0 else None for k in picks]
