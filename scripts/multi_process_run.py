@@ -258,6 +258,10 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="--workers of each (default 2)")
     ap.add_argument("--reference-workers", type=int, default=1,
                     help="--workers of the single --local-scheduler run compared with (default 1)")
+    ap.add_argument("--reference-digests", type=Path, default=None,
+                    help="compare with these table digests (scripts/compare_databases.py --save, of a single-process "
+                         "run's database) instead of running the graph in one process here: at ten times the data "
+                         "both runs' files do not fit on one disk")
     ap.add_argument("--out-dir", type=Path, default=None,
                     help="where everything goes; must be empty or absent (default: a new folder under var/, "
                          "removed after a run that succeeds unless --keep)")
@@ -270,6 +274,8 @@ def main(argv=None) -> int:
     ap.add_argument("--graph", action="store_true", help="print the graph's stages for the data and settings, and exit")
     ap.add_argument("extra", nargs="*", help="after --: more arguments for every luigi command (e.g. --retail-shards 8)")
     args = ap.parse_args(argv)
+    if args.reference_digests is not None and not args.reference_digests.is_file():
+        ap.error(f"--reference-digests {args.reference_digests}: no such file")
     if args.processes < 1 or args.workers < 1 or args.reference_workers < 1:
         ap.error("--processes, --workers and --reference-workers must be >= 1")
     if args.scale is not None and args.scale <= 0:
@@ -347,6 +353,18 @@ def main(argv=None) -> int:
         if not database.exists():
             print(f"FAILED: no database published at {database}", file=sys.stderr)
             return 1
+
+        if args.reference_digests is not None:
+            print(f"Comparing {database} with the digests {args.reference_digests}:", flush=True)
+            summary["reference_digests"] = str(args.reference_digests)
+            summary["same_tables"] = _script("compare_databases").compare(str(args.reference_digests), str(database))
+            if not summary["same_tables"]:
+                print("FAILED: the databases differ", file=sys.stderr)
+                return 1
+            print(f"\nOK: {args.processes} processes × {args.workers} workers published the same tables as one "
+                  f"process (its digests)")
+            ok = True
+            return 0
 
         single = out / "single"
         single.mkdir()

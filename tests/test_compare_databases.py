@@ -40,3 +40,18 @@ def test_a_changed_value_or_type_is_a_difference(tmp_path):
         new = _database(tmp_path / f"new{len(list(tmp_path.iterdir()))}.db", changed)
         result = _compare(old, new)
         assert result.returncode == 1 and "DIFF    t" in result.stdout, (changed, result.stdout)
+
+
+def test_saved_digests_stand_in_for_the_database(tmp_path):
+    """A database's digests saved to a file compare as the database would: the same rows in
+    another order are the same, a changed value is not."""
+    old = _database(tmp_path / "old.db", [(1, "a"), (2, "7")])
+    saved = tmp_path / "old.json"
+    written = subprocess.run([sys.executable, str(SCRIPT), "--save", str(saved), str(old)], capture_output=True,
+                             text=True)
+    assert written.returncode == 0 and saved.exists(), written.stderr
+    old.unlink()
+    same = _compare(saved, _database(tmp_path / "same.db", [(2, "7"), (1, "a")], build="b"))
+    assert same.returncode == 0 and "SAME    t: 2 rows" in same.stdout, same.stdout
+    changed = _compare(saved, _database(tmp_path / "changed.db", [(1, "a"), (2, 7)]))
+    assert changed.returncode == 1 and "DIFF    t" in changed.stdout, changed.stdout

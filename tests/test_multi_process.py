@@ -76,6 +76,33 @@ def test_three_processes_share_the_graph_and_publish_what_one_process_publishes(
     assert_same_tables(read_tables(out / "shared" / "retail.db"), read_tables(out / "single" / "retail.db"))
 
 
+@pytest.mark.slow
+def test_the_processes_database_is_checked_against_saved_digests_of_a_single_process_run(tmp_path):
+    """How the ten-times run is checked (its two databases do not fit on one disk together): the
+    single-process database's digests saved, the database deleted, then the shared run compared
+    with them instead of running the graph again."""
+    single = tmp_path / "single"
+    ran = subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "RunAll", "--local-scheduler",
+                          "--retail-data-dir", str(SAMPLE), "--retail-work-dir", str(single / "work"),
+                          "--retail-database", str(single / "retail.db")], cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    digests = tmp_path / "single.json"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "compare_databases.py"), "--save", str(digests),
+                    str(single / "retail.db")], check=True, capture_output=True, timeout=300)
+    (single / "retail.db").unlink()
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--data-dir", str(SAMPLE), "--processes", "2", "--workers", "1",
+         "--reference-digests", str(digests), "--out-dir", str(out), "--timeout", "600"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ok"] and summary["same_tables"] and summary["reference_digests"] == str(digests)
+    assert not (out / "single").exists()  # the graph was not run again in one process
+    assert "SAME    events_enriched" in completed.stdout
+
+
 def test_bad_usage_is_refused(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "something").write_text("x")
