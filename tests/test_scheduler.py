@@ -84,7 +84,9 @@ def test_a_run_with_two_workers_is_done_and_shows_progress(tmp_path, luigid, bro
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"http://127.0.0.1:{luigid}/static/visualiser/index.html#tab=graph&taskId=RunAll__99914b932b")
-    page.wait_for_selector("#graphPlaceholder svg line.link", timeout=30_000)
+    # drawn once its links are in the SVG (attached: Playwright may judge a link, a line one pixel
+    # wide, not visible, and wait on a drawn graph)
+    page.wait_for_selector("#graphPlaceholder svg line.link", state="attached", timeout=30_000)
     drawn = set(page.locator("#graphPlaceholder svg text").all_text_contents())
     assert FAMILIES - {"InputFile"} <= drawn, FAMILIES - drawn  # input nodes are drawn with their path
     screenshot(page, "luigi_visualiser_graph.png", for_docs=True)
