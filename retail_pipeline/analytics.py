@@ -15,6 +15,7 @@ distinct counts are the distinct values of one combined integer key per (group, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -178,6 +179,35 @@ def latest_snapshot_values(snapshots: pa.Table, prop: str) -> tuple[np.ndarray, 
     last[:-1] = item[1:] != item[:-1]
     values, valid = int_column(snapshots.take(pa.array(rows[last], pa.int64())), "value_int")
     return item[last], values, valid
+
+
+@dataclass(frozen=True)
+class ItemCatalogue:
+    """What the items table takes from the catalogue, in arrays small enough to keep while the
+    tables are combined (the snapshots and history tables they come from can be let go): each
+    item's latest ``categoryid`` and ``available`` (:func:`latest_snapshot_values`, by
+    property), and the items with ``categoryid`` runs in the history and how many each has."""
+
+    latest: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    run_items: np.ndarray
+    run_counts: np.ndarray
+
+    @staticmethod
+    def latest_of(snapshots: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return {prop: latest_snapshot_values(snapshots, prop) for prop in ("categoryid", "available")}
+
+    @staticmethod
+    def runs_of(history: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(items, their number of ``categoryid`` runs) of the ``item_property_history`` table."""
+        keyed = history.select(["itemid", "property"])  # (the other columns stay on disk)
+        runs = keyed.filter(pc.equal(keyed.column("property"), "categoryid")).column("itemid").to_numpy()
+        if not len(runs):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.unique(runs.astype(np.int64), return_counts=True)
+
+    @classmethod
+    def of(cls, snapshots: pa.Table, history: pa.Table) -> ItemCatalogue:
+        return cls(cls.latest_of(snapshots), *cls.runs_of(history))
 
 
 def _lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -440,7 +470,8 @@ def items(enriched: pa.Table, categories_table: pa.Table, snapshots: pa.Table, c
     """
     event_item = enriched.column("itemid").to_numpy().astype(np.int64)
     universe = distinct(np.concatenate([event_item, np.asarray(catalogue_itemids, dtype=np.int64)]))
-    return _items_table(universe, _item_event_counts(enriched, universe), categories_table, snapshots, history)
+    return _items_table(universe, _item_event_counts(enriched, universe), categories_table,
+                        ItemCatalogue.of(snapshots, history))
 
 
 # The columns of items that add up over visitor shards; and the first and last event time.
@@ -493,7 +524,7 @@ def _item_event_counts(enriched: pa.Table, universe: np.ndarray) -> dict[str, np
 
 
 def _items_table(universe: np.ndarray, counts: dict[str, np.ndarray], categories_table: pa.Table,
-                 snapshots: pa.Table, history: pa.Table) -> pa.Table:
+                 catalogue: ItemCatalogue) -> pa.Table:
     """The items table of the items ``universe`` (sorted), from their event counts
     (``_item_event_counts``) and the catalogue."""
     n = len(universe)
@@ -502,7 +533,7 @@ def _items_table(universe: np.ndarray, counts: dict[str, np.ndarray], categories
     has_events = counts["events"] > 0
 
     def now(prop: str) -> tuple[np.ndarray, np.ndarray]:
-        ids, values, valid = latest_snapshot_values(snapshots, prop)
+        ids, values, valid = catalogue.latest[prop]
         at = _lookup(ids, universe)
         has = at >= 0
         has[has] = valid[at[has]]
@@ -522,12 +553,9 @@ def _items_table(universe: np.ndarray, counts: dict[str, np.ndarray], categories
                        pa.scalar("item, category unknown"))
 
     changes = np.zeros(n, dtype=np.int64)
-    keyed = history.select(["itemid", "property"])  # (the other columns stay on disk)
-    runs = keyed.filter(pc.equal(keyed.column("property"), "categoryid")).column("itemid").to_numpy()
-    if len(runs):
-        run_items, run_counts = np.unique(runs.astype(np.int64), return_counts=True)
-        where = _lookup(universe, run_items)
-        changes[where[where >= 0]] = run_counts[where >= 0] - 1
+    if len(catalogue.run_items):
+        where = _lookup(universe, catalogue.run_items)
+        changes[where[where >= 0]] = catalogue.run_counts[where >= 0] - 1
 
     def when(ms: np.ndarray) -> pa.Array:
         text = format_event_time(ms)
@@ -570,11 +598,12 @@ def items_partial(enriched: pa.Table) -> pa.Table:
                      **{name: pa.array(values, pa.int64()) for name, values in counts.items()}})
 
 
-def items_combine(partials: Sequence[pa.Table], categories_table: pa.Table, snapshots: pa.Table,
-                  catalogue_itemids: np.ndarray, history: pa.Table) -> pa.Table:
+def items_combine(partials: Sequence[pa.Table], categories_table: pa.Table, catalogue: ItemCatalogue,
+                  catalogue_itemids: np.ndarray) -> pa.Table:
     """``items`` from the partials of all shards (``items_partial``) and the catalogue: counts
     summed, the earliest first and the latest last time; one shard's partial in memory at a
-    time, besides the result."""
+    time, besides the result. ``catalogue``: the :class:`ItemCatalogue` of the snapshots and
+    the history."""
     universe = union([catalogue_itemids, *(part.column("itemid").to_numpy() for part in partials)])
     n = len(universe)
     counts = {name: np.zeros(n, dtype=np.int64) for name in ITEM_COUNTS}
@@ -589,7 +618,7 @@ def items_combine(partials: Sequence[pa.Table], categories_table: pa.Table, snap
         last[at] = np.maximum(last[at], part.column("last_time").to_numpy())
     has_events = counts["events"] > 0
     counts["first_time"], counts["last_time"] = np.where(has_events, first, 0), np.where(has_events, last, 0)
-    return _items_table(universe, counts, categories_table, snapshots, history)
+    return _items_table(universe, counts, categories_table, catalogue)
 
 
 # ------------------------------------------------------------------ per hour of the day

@@ -29,9 +29,8 @@ from .parts import shard_count
 from .transform import EnrichEventsShard
 
 
-class ShardSources:
-    """What one visitor shard's partial results read, each loaded once, when first asked for;
-    and the results of a partial function that makes several files at once (``once``)."""
+class LoadedOnce:
+    """Things made when first asked for, then kept: ``once(name, load)``."""
 
     def __init__(self, inputs: dict):
         self._inputs, self._loaded = inputs, {}
@@ -40,6 +39,11 @@ class ShardSources:
         if name not in self._loaded:
             self._loaded[name] = load()
         return self._loaded[name]
+
+
+class ShardSources(LoadedOnce):
+    """What one visitor shard's partial results read, each loaded once, when first asked for;
+    and the results of a partial function that makes several files at once (``once``)."""
 
     @property
     def events(self) -> pa.Table:
@@ -127,19 +131,14 @@ class ShardFiles(Sequence):
         return load_table(self._targets[k])
 
 
-class Sources:
+class Sources(LoadedOnce):
     """What the combining tasks read: the partials of every shard (``ShardFiles``); the catalogue,
     each loaded once, when first asked for; and the tables computed so far (``computed``), for
     the tables built from others."""
 
     def __init__(self, inputs: dict):
-        self._inputs, self._loaded = inputs, {}
+        super().__init__(inputs)
         self.computed: dict[str, pa.Table] = {}
-
-    def _once(self, name: str, load: Callable[[], object]):
-        if name not in self._loaded:
-            self._loaded[name] = load()
-        return self._loaded[name]
 
     def partials(self, name: str) -> ShardFiles:
         """The partial ``name`` of every shard, in shard order."""
@@ -147,15 +146,16 @@ class Sources:
 
     @property
     def tree(self) -> pa.Table:
-        return self._once("tree", lambda: load_table(self._inputs["categories"]["tree"]))
+        return self.once("tree", lambda: load_table(self._inputs["categories"]["tree"]))
 
     @property
-    def snapshots(self) -> pa.Table:
-        return self._once("snapshots", lambda: load_table(self._inputs["snapshots"]["table"]))
-
-    @property
-    def history(self) -> pa.Table:
-        return self._once("history", lambda: load_table(self._inputs["history"]))
+    def item_catalogue(self) -> analytics.ItemCatalogue:
+        """The items' latest values and category runs, from the snapshots and the history, each
+        mapped only while they are read (kept, their 1–3 GB at 10× would stay resident)."""
+        def load():
+            latest = analytics.ItemCatalogue.latest_of(load_table(self._inputs["snapshots"]["table"]))
+            return analytics.ItemCatalogue(latest, *analytics.ItemCatalogue.runs_of(load_table(self._inputs["history"])))
+        return self.once("item_catalogue", load)
 
     @property
     def catalogue_itemids(self) -> np.ndarray:
@@ -166,11 +166,11 @@ class Sources:
                 ids = load_table(part, columns=["itemid"]).column("itemid").to_numpy()
                 return ids[np.concatenate(([True], ids[1:] != ids[:-1]))] if len(ids) else ids
             return union(distinct_ids(part) for f in self._inputs["properties"] for part in f["latest"])
-        return self._once("catalogue_itemids", load)
+        return self.once("catalogue_itemids", load)
 
 
 def _categories(s: Sources) -> pa.Table:
-    _, values, valid = analytics.latest_snapshot_values(s.snapshots, "categoryid")
+    _, values, valid = s.item_catalogue.latest["categoryid"]
     return analytics.categories_combine(s.partials("categories"), s.partials("category_items"), s.tree, values[valid])
 
 
@@ -190,8 +190,8 @@ ANALYSES: dict[str, Callable[[Sources], pa.Table]] = {
     "cohort_retention": lambda s: visitors.cohort_retention_combine(s.partials("cohort_retention")),
     "daily_cart_abandonment": lambda s: carts.daily_cart_abandonment_combine(s.partials("daily_cart_abandonment")),
     "categories": _categories,
-    "items": lambda s: analytics.items_combine(s.partials("items"), s.computed["categories"], s.snapshots,
-                                               s.catalogue_itemids, s.history),
+    "items": lambda s: analytics.items_combine(s.partials("items"), s.computed["categories"], s.item_catalogue,
+                                               s.catalogue_itemids),
     "purchase_timing": lambda s: purchases.purchase_timing_combine(s.partials("purchase_timing")),
     "purchase_timing_summary": _purchase_timing_summary,
     "item_pairs": lambda s: item_pairs.item_pairs_combine(s.partials("item_pairs"),

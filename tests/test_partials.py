@@ -182,8 +182,8 @@ def test_categories_and_items_combine_from_shards(data, tree_rows, snapshots, ca
     got = analytics.categories_combine(parts["categories"], parts["category_items"], tree, values[valid])
     assert_same(got, want)
     catalogue = np.array(catalogue, np.int64)
-    assert_same(analytics.items_combine(partials(analytics.items_partial, shards), got, snapshot_table, catalogue,
-                                        history),
+    assert_same(analytics.items_combine(partials(analytics.items_partial, shards), got,
+                                        analytics.ItemCatalogue.of(snapshot_table, history), catalogue),
                 analytics.items(table, want, snapshot_table, catalogue, history))
 
 
