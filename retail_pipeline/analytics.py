@@ -14,6 +14,7 @@ distinct counts are the distinct values of one combined integer key per (group, 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -604,7 +605,7 @@ def items_combine(partials: Sequence[pa.Table], categories_table: pa.Table, cata
     summed, the earliest first and the latest last time; one shard's partial in memory at a
     time, besides the result. ``catalogue``: the :class:`ItemCatalogue` of the snapshots and
     the history."""
-    universe = union([catalogue_itemids, *(part.column("itemid").to_numpy() for part in partials)])
+    universe = union(itertools.chain([catalogue_itemids], (part.column("itemid").to_numpy() for part in partials)))
     n = len(universe)
     counts = {name: np.zeros(n, dtype=np.int64) for name in ITEM_COUNTS}
     limits = np.iinfo(np.int64)

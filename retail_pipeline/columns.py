@@ -110,7 +110,7 @@ def distinct(values: np.ndarray) -> np.ndarray:
 def union(arrays: Iterable[np.ndarray]) -> np.ndarray:
     """The distinct values of all ``arrays``, sorted, one array at a time (``reduce_in_batches``)."""
     result = reduce_in_batches(arrays, lambda parts: distinct(np.concatenate(parts)), len)
-    return np.zeros(0, np.int64) if result is None else np.asarray(result, dtype=np.int64)
+    return np.zeros(0, np.int64) if result is None else result
 
 
 def position_lookup(keys: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:

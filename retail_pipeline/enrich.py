@@ -57,11 +57,15 @@ def attribute_lookup(snapshots: pa.Table, prop: str) -> pa.Table:
         return snaps.select(["itemid", "timestamp_ms", "value_int"])
     keys, order = built
     values = snaps.column("value_int")
-    identity = bool(np.array_equal(order, np.arange(len(order))))
     table = pa.table({"key": pa.array(keys.keys, pa.int64()),
-                      "value_int": values if identity else values.take(pa.array(order))})
+                      "value_int": values if order is None else values.take(pa.array(order))})
     return table.replace_schema_metadata({"item_low": str(keys.item_low), "time_low": str(keys.time_low),
                                           "span": str(keys.span)})
+
+
+def attribute_lookups(snapshots: pa.Table) -> dict[str, pa.Table]:
+    """The :func:`attribute_lookup` of each of ``POINT_IN_TIME_PROPERTIES``, for :func:`enrich_events`."""
+    return {prop: attribute_lookup(snapshots, prop) for prop in POINT_IN_TIME_PROPERTIES}
 
 
 def attribute_in_effect(lookup: pa.Table, itemid: np.ndarray, timestamp: np.ndarray) -> pa.Array:
@@ -107,13 +111,9 @@ def category_lookup(tree: pa.Table, categoryid: pa.Array) -> tuple[pa.Array, pa.
     return take("parentid"), take("root_categoryid")
 
 
-def enrich_events(events: pa.Table, snapshots: pa.Table | None, tree: pa.Table,
-                  lookups: dict[str, pa.Table] | None = None) -> pa.Table:
+def enrich_events(events: pa.Table, lookups: dict[str, pa.Table], tree: pa.Table) -> pa.Table:
     """Build ``events_enriched`` from de-duplicated events (the loader's schema), with the
-    point-in-time attributes from ``snapshots``, or from their ``lookups`` made already (each
-    of ``POINT_IN_TIME_PROPERTIES``' :func:`attribute_lookup`)."""
-    if lookups is None:
-        lookups = {prop: attribute_lookup(snapshots, prop) for prop in POINT_IN_TIME_PROPERTIES}
+    point-in-time attributes from the snapshots' ``lookups`` (:func:`attribute_lookups`)."""
     order = visitor_order(
         events.column("visitorid").to_numpy(), events.column("timestamp").to_numpy(), events.column("line").to_numpy()
     )

@@ -29,15 +29,16 @@ def snapshot_in_effect(
         return _snapshot_in_effect_asof(event_item, event_time, snap_item, snap_time)
     keys, order = built
     found = keys.in_effect(event_item, event_time)
-    return np.where(found >= 0, order[np.maximum(found, 0)], -1)
+    return found if order is None else np.where(found >= 0, order[np.maximum(found, 0)], -1)
 
 
 @dataclass(frozen=True)
 class SnapshotKeys:
     """Snapshots as one sorted int64 key each, ``(item - item_low) * span + (time - time_low)``:
     the latest snapshot of an item at or before a time is then one binary search away. Made
-    once from the snapshots (:meth:`build`), they are stored with them (``storage``), so each
-    shard of events searches them without a pass over all snapshots."""
+    once from the snapshots (:meth:`build`), they are stored beside them (``PropertySnapshots``,
+    ``enrich.attribute_lookup``), so each shard of events searches them without a pass over all
+    snapshots."""
 
     keys: np.ndarray  # sorted, distinct
     item_low: int
@@ -45,24 +46,22 @@ class SnapshotKeys:
     span: int  # time_high - time_low + 1
 
     @classmethod
-    def build(cls, snap_item: np.ndarray, snap_time: np.ndarray) -> tuple[SnapshotKeys, np.ndarray] | None:
-        """(the keys, the permutation putting the snapshots in key order: the identity when they
-        are in (item, time) order already, as the snapshots table is stored), or None when the
-        keys would not fit in 62 bits. Snapshots must be unique per (item, time)."""
+    def build(cls, snap_item: np.ndarray, snap_time: np.ndarray) -> tuple[SnapshotKeys, np.ndarray | None] | None:
+        """(the keys, the permutation putting the snapshots in key order, or None when they are in
+        (item, time) order already, as the snapshots table is stored), or None when the keys
+        would not fit in 62 bits. Snapshots must be unique per (item, time)."""
         snap_item, snap_time = np.asarray(snap_item, np.int64), np.asarray(snap_time, np.int64)
         if len(snap_item) == 0:
-            return cls(np.zeros(0, np.int64), 0, 0, 1), np.zeros(0, np.int64)
+            return cls(np.zeros(0, np.int64), 0, 0, 1), None
         item_low, time_low = int(snap_item.min()), int(snap_time.min())
         span = int(snap_time.max()) - time_low + 1
         if (int(snap_item.max()) - item_low + 1) * span >= 1 << 62:
             return None
         keys = (snap_item - item_low) * span + (snap_time - time_low)
         if bool(np.all(keys[1:] > keys[:-1])):
-            order = np.arange(len(keys), dtype=np.int64)
-        else:
-            order = np.argsort(keys, kind="stable")
-            keys = keys[order]
-        return cls(keys, item_low, time_low, span), order
+            return cls(keys, item_low, time_low, span), None
+        order = np.argsort(keys, kind="stable")
+        return cls(keys[order], item_low, time_low, span), order
 
     def in_effect(self, event_item: np.ndarray, event_time: np.ndarray) -> np.ndarray:
         """For each event, the position (in key order) of the snapshot in effect, or -1."""

@@ -181,38 +181,11 @@ def cohort_retention(enriched: pa.Table) -> pa.Table:
     ``active_visitors`` / ``buyers``: those of them with an event / a transaction in week
     ``cohort_week`` + 7 × ``week_number`` days; ``retention_rate`` = active_visitors / visitors,
     ``purchase_rate`` = buyers / visitors.
+
+    All events are one shard: the partial of them, combined (one computation of the cells for
+    the pipeline's shards and for the whole data).
     """
-    time = enriched.column("timestamp_ms").to_numpy()
-    keep = in_expected_range(time)
-    if not keep.any():
-        return COHORT_RETENTION_SCHEMA.empty_table()
-    week = monday_week(time[keep])
-    visitor, ids = visitor_codes(enriched.column("visitorid").to_numpy()[keep], sort=False)
-    is_buy = event_codes(enriched)[keep] == TRANSACTION
-    first_week = _extreme(week, visitor, len(ids), np.minimum)
-    earliest = int(first_week.min())
-    present = np.bincount(first_week - earliest) > 0  # weeks span at most a century here
-    cohort_weeks = np.flatnonzero(present) + earliest
-    cohort = (np.cumsum(present) - 1)[first_week - earliest]
-    last_week = int(week.max())
-    lengths = (last_week - cohort_weeks + 1).astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    total = int(offsets[-1])
-    span = last_week - earliest + 1
-
-    def per_cell(rows: np.ndarray | None) -> np.ndarray:
-        """Distinct visitors per (cohort, week number) cell over the rows."""
-        v, w = (visitor, week) if rows is None else (visitor[rows], week[rows])
-        pairs = v * span + (w - earliest)
-        if len(pairs) > 1:  # drop repeats of the row before first: in visitor and time order, most rows
-            pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])]
-        pairs = unique(pairs)
-        v, w = pairs // span, pairs % span + earliest
-        k = cohort[v]
-        return np.bincount(offsets[k] + (w - cohort_weeks[k]), minlength=total).astype(np.int64)
-
-    size = np.bincount(cohort, minlength=len(cohort_weeks)).astype(np.int64)
-    return _cohort_table(cohort_weeks, lengths, offsets, size, per_cell(None), per_cell(is_buy))
+    return cohort_retention_combine([cohort_retention_partial(enriched)])
 
 
 def _cohort_table(cohort_weeks: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, size: np.ndarray,

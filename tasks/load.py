@@ -17,7 +17,7 @@ import luigi.interface
 import pyarrow as pa
 
 from retail_pipeline import stages, storage
-from retail_pipeline.enrich import attribute_lookup
+from retail_pipeline.enrich import attribute_lookups
 from retail_pipeline.properties import LATEST_SCHEMA, POINT_IN_TIME_PROPERTIES, SNAPSHOT_SCHEMA
 
 from .base import (TABLE_SUFFIX, CRITICAL_PATH, Progress, RetailTask, json_writer, load_json, load_table, table_writer,
@@ -197,9 +197,9 @@ class PropertySnapshots(RetailTask):
         snapshots = stages.item_property_snapshots_by_range(property_parts(self.input(), "point_in_time"), shard_count())
         write_outputs([(out["table"], lambda path: storage.write_arrow_batches(path, SNAPSHOT_SCHEMA, snapshots))])
         self.set_status_message("packing the snapshots' (itemid, time) keys for the shards' searches")
-        table = load_table(out["table"])
-        write_outputs([(out[prop], lambda path, prop=prop: storage.write_arrow_file(
-            path, attribute_lookup(table, prop), one_batch=True)) for prop in POINT_IN_TIME_PROPERTIES])
+        lookups = attribute_lookups(load_table(out["table"]))
+        write_outputs([(out[prop], lambda path, prop=prop: storage.write_arrow_file(path, lookups[prop], one_batch=True))
+                       for prop in POINT_IN_TIME_PROPERTIES])
 
 
 class LoadCategoryTree(RetailTask):

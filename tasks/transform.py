@@ -42,7 +42,7 @@ class EnrichEventsShard(RetailTask):
         events = load_table(inputs["events"]["shards"][self.shard])
         lookups = {prop: load_table(inputs["snapshots"][prop]) for prop in POINT_IN_TIME_PROPERTIES}
         self.step(1, 3, f"{shard}: enriching {events.num_rows:,} events")
-        enriched = enrich_events(events, None, load_table(inputs["categories"]["tree"]), lookups=lookups)
+        enriched = enrich_events(events, lookups, load_table(inputs["categories"]["tree"]))
         out = self.output()
         self.step(2, 3, f"{shard}: sessions" + (f", and the SQLite cells of {enriched.num_rows:,} enriched events"
                                                  if "events_enriched_cells" in out else ""))

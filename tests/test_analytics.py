@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from retail_pipeline import aggregates, analytics
 from retail_pipeline.categories import TREE_SCHEMA, build_category_tree
-from retail_pipeline.enrich import enrich_events
+from retail_pipeline.enrich import attribute_lookups, enrich_events
 from retail_pipeline.properties import point_in_time_snapshots
 from retail_pipeline.records import EVENT_TYPES, EVENTS, ITEM_PROPERTIES
 
@@ -349,7 +349,7 @@ def test_tables_from_the_real_enrichment_agree_with_sessions_and_funnel():
     for row in loader_rows:
         row["transactionid"] = 1000 + row["line"] if row["event"] == 2 else None
     enriched = enrich_events(pa.Table.from_pylist(loader_rows, schema=EVENTS.arrow_schema),
-                             point_in_time_snapshots(ITEM_PROPERTIES.arrow_schema.empty_table()),
+                             attribute_lookups(point_in_time_snapshots(ITEM_PROPERTIES.arrow_schema.empty_table())),
                              TREE_SCHEMA.empty_table())
     (top,) = analytics.overview(enriched).to_pylist()
     sessions = aggregates.sessions(enriched)

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retail_pipeline import aggregates, analytics, carts, funnels, item_pairs, profiles, purchases, visitors
-from retail_pipeline.categories import build_category_tree
 from retail_pipeline.quality import EXPECTED_END_MS, EXPECTED_FIRST_MS
 from retail_pipeline.records import EVENT_TYPES
+from test_analytics import snapshots_table, tree_table, trees
 
 HOUR, DAY = 3_600_000, 86_400_000
 MONDAY = 1_433_116_800_000  # 2015-06-01 00:00 UTC, a Monday
@@ -45,11 +45,6 @@ event = st.tuples(
 # (visitorid, session_id, items viewed, hour): items 1-8 so that pairs often recur in sessions
 baskets = st.lists(st.tuples(st.integers(1, 6), st.integers(0, 3), st.lists(st.integers(1, 8), min_size=2, max_size=6),
                              st.integers(0, 48)), max_size=12)
-# categories 0-9 whose parent is a smaller id (no cycle), none, or a missing id 90-91
-trees = st.lists(
-    st.tuples(st.integers(0, 9), st.one_of(st.none(), st.integers(0, 9), st.integers(90, 91))),
-    max_size=10, unique_by=lambda r: r[0],
-).map(lambda rows: [(c, p if p is None or p >= 90 or p < c else None) for c, p in rows])
 snapshot_rows = st.lists(
     st.tuples(st.integers(1, 10), st.sampled_from(["categoryid", "available"]), st.integers(0, 50),
               st.one_of(st.none(), st.integers(0, 9), st.integers(60, 61))),
@@ -110,20 +105,6 @@ def partials(partial, shards, *args):
 def assert_same(got: pa.Table, want: pa.Table):
     assert got.schema == want.schema
     assert got.to_pylist() == want.to_pylist()
-
-
-def tree_table(rows):
-    return build_category_tree(pa.table({"line": pa.array(range(2, len(rows) + 2), pa.int64()),
-                                         "categoryid": pa.array([c for c, _ in rows], pa.int64()),
-                                         "parentid": pa.array([p for _, p in rows], pa.int64())}))
-
-
-def snapshots_table(rows):
-    rows = sorted(rows, key=lambda r: (r[1], r[0], r[2]))  # as PropertySnapshots sorts them
-    return pa.table({"itemid": pa.array([r[0] for r in rows], pa.int64()),
-                     "property": pa.array([r[1] for r in rows], pa.string()),
-                     "timestamp_ms": pa.array([r[2] for r in rows], pa.int64()),
-                     "value_int": pa.array([r[3] for r in rows], pa.int64())})
 
 
 EVENT_TABLES = {

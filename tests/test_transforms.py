@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from retail_pipeline import aggregates
 from retail_pipeline.categories import TREE_SCHEMA, build_category_tree, first_rows
-from retail_pipeline.enrich import enrich_events
+from retail_pipeline.enrich import attribute_lookups, enrich_events
 from retail_pipeline.errors import CategoryCycleError
 from retail_pipeline.events import drop_duplicate_events
 from retail_pipeline.properties import latest_item_properties, point_in_time_snapshots
@@ -74,7 +74,7 @@ def brute_force_visitor_columns(rows):
 @given(rows=event_rows)
 def test_per_visitor_columns_sessions_and_view_to_purchase(rows):
     empty_snapshots = point_in_time_snapshots(ITEM_PROPERTIES.arrow_schema.empty_table())
-    enriched = enrich_events(events_table(rows), empty_snapshots, TREE_SCHEMA.empty_table()).to_pylist()
+    enriched = enrich_events(events_table(rows), attribute_lookups(empty_snapshots), TREE_SCHEMA.empty_table()).to_pylist()
     got = {r["source_line"]: (r["prev_event"], r["seconds_since_prev_event"], r["session_id"], r["view_to_purchase"])
            for r in enriched}
     assert got == brute_force_visitor_columns(rows)
@@ -89,7 +89,7 @@ def test_per_visitor_columns_sessions_and_view_to_purchase(rows):
 @given(rows=event_rows)
 def test_sessions_table_matches_brute_force(rows):
     empty_snapshots = point_in_time_snapshots(ITEM_PROPERTIES.arrow_schema.empty_table())
-    enriched = enrich_events(events_table(rows), empty_snapshots, TREE_SCHEMA.empty_table())
+    enriched = enrich_events(events_table(rows), attribute_lookups(empty_snapshots), TREE_SCHEMA.empty_table())
     expected = {}
     for r in enriched.to_pylist():
         key = (r["visitorid"], r["session_id"])
@@ -114,7 +114,7 @@ def test_sessions_table_matches_brute_force(rows):
 @given(rows=event_rows)
 def test_hourly_counts_are_gap_filled_and_rolling_means_span_hours(rows):
     empty_snapshots = point_in_time_snapshots(ITEM_PROPERTIES.arrow_schema.empty_table())
-    enriched = enrich_events(events_table(rows), empty_snapshots, TREE_SCHEMA.empty_table())
+    enriched = enrich_events(events_table(rows), attribute_lookups(empty_snapshots), TREE_SCHEMA.empty_table())
     counts = aggregates.event_type_counts(enriched).to_pylist()
     trend = aggregates.hourly_trend(aggregates.event_type_counts(enriched)).to_pylist()
     if not rows:
@@ -144,7 +144,7 @@ def test_trailing_means_start_with_fewer_hours():
 @given(rows=event_rows)
 def test_daily_funnel_counts_distinct_visitors(rows):
     empty_snapshots = point_in_time_snapshots(ITEM_PROPERTIES.arrow_schema.empty_table())
-    enriched = enrich_events(events_table(rows), empty_snapshots, TREE_SCHEMA.empty_table())
+    enriched = enrich_events(events_table(rows), attribute_lookups(empty_snapshots), TREE_SCHEMA.empty_table())
     got = {r["date"]: r for r in aggregates.daily_funnel(enriched).to_pylist()}
     assert set(got) == {utc_text(t)[:10] for t, *_ in rows}
     for date, r in got.items():
@@ -244,7 +244,7 @@ def test_property_files_reduced_apart_and_merged_by_item_range_give_the_latest_o
 @given(snaps=snapshot_rows, rows=event_rows)
 def test_point_in_time_attributes(snaps, rows):
     snapshots = point_in_time_snapshots(properties_table(snaps))
-    enriched = enrich_events(events_table(rows), snapshots, TREE_SCHEMA.empty_table()).to_pylist()
+    enriched = enrich_events(events_table(rows), attribute_lookups(snapshots), TREE_SCHEMA.empty_table()).to_pylist()
     for r in enriched:
         for prop in ("categoryid", "available"):
             mine = [(t, i, v) for i, (t, item, p, v) in enumerate(snaps) if item == r["itemid"] and p == prop]
